@@ -1,0 +1,40 @@
+"""Ground-truth evaluation: greedy answers to fresh problems, checked by the task."""
+
+import dataclasses
+
+import numpy as np
+
+from selfimprove_jax import data
+from selfimprove_jax.sampling import Sampler
+from selfimprove_jax.tasks import Problem, Task
+from selfimprove_jax.tokenizer import CharTokenizer
+
+
+@dataclasses.dataclass(frozen=True)
+class Graded:
+  problem: Problem
+  completion: str
+  correct: bool
+
+
+def eval_problems(task: Task, difficulties, per_difficulty: int, seed: int) -> list[Problem]:
+  """A fixed evaluation set: the same problems for a given seed, whatever else ran."""
+  problems = []
+  for d in difficulties:
+    rng = np.random.default_rng([seed, 0xE7A1, d])  # 0xE7A1 keeps these apart from training draws
+    problems += task.batch(rng, [d] * per_difficulty)
+  return problems
+
+
+def grade(sampler: Sampler, params, tok: CharTokenizer, task: Task, problems, key) -> list[Graded]:
+  out = sampler(params, data.prompt_tokens(tok, [p.prompt for p in problems]), key)
+  completions = [tok.decode(row) for row in out.tokens]
+  return [Graded(p, c, task.verify(p, c) and bool(done))
+          for p, c, done in zip(problems, completions, out.done)]
+
+
+def accuracy_by_difficulty(graded: list[Graded]) -> dict[int, float]:
+  by_d: dict[int, list[bool]] = {}
+  for g in graded:
+    by_d.setdefault(g.problem.difficulty, []).append(g.correct)
+  return {d: float(np.mean(v)) for d, v in sorted(by_d.items())}

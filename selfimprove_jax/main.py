@@ -1,0 +1,36 @@
+"""Command line: `python -m selfimprove_jax.main --config=configs/<name>.py --workdir=DIR`.
+
+Any config field can be overridden, e.g. `--config.train.steps=500`; a
+misspelled field is an error, not a silent no-op.
+"""
+
+import logging
+import sys
+from pathlib import Path
+
+import jax
+from absl import app, flags
+from ml_collections import config_flags
+
+from selfimprove_jax import supervised
+
+_DEFAULT_CONFIG = str(Path(__file__).resolve().parents[1] / "configs" / "default.py")
+
+_CONFIG = config_flags.DEFINE_config_file("config", _DEFAULT_CONFIG, "Python config file.",
+                                          lock_config=True)
+_WORKDIR = flags.DEFINE_string("workdir", None, "Directory for logs and results.", required=True)
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+  logging.info("JAX %s: process %d of %d, %d devices (%s)", jax.__version__, jax.process_index(),
+               jax.process_count(), jax.device_count(), jax.devices()[0].platform)
+  try:
+    supervised.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+  except ValueError as e:  # user errors (config, files) arrive as one readable line
+    sys.exit(f"error: {e}")
+
+
+if __name__ == "__main__":
+  app.run(main)

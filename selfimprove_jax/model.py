@@ -1,0 +1,188 @@
+"""A compact Llama-style decoder-only transformer in Flax NNX.
+
+Pre-norm blocks (RMSNorm), multi-head causal self-attention through
+`jax.nn.dot_product_attention`, a SwiGLU MLP, and positions encoded either with
+RoPE or not at all (NoPE: the causal mask alone lets the model count, and Lee
+et al. 2025 found it generalizes to longer inputs better).
+
+Parameters are float32; matmuls run in `ModelConfig.dtype` (bfloat16 on
+accelerators). Logits are returned in float32.
+
+Decoding uses an explicit KV cache: a list with one `LayerCache` per layer,
+passed in and returned, so the sampler owns the buffers and can donate them.
+Shapes use B batch, T new tokens, S cache slots, H heads, D head dim, V vocab.
+"""
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+from flax import struct
+
+POS_ENCODINGS = ("none", "rope")
+DTYPES = ("float32", "bfloat16", "float16")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ModelConfig:
+  vocab_size: int
+  num_layers: int = 4
+  embed_dim: int = 128
+  num_heads: int = 4
+  mlp_dim: int = 512  # hidden width of the gated MLP
+  pos_encoding: str = "none"  # one of POS_ENCODINGS
+  rope_base: float = 10_000.0
+  dtype: str = "float32"  # compute dtype, one of DTYPES; parameters stay float32
+  norm_eps: float = 1e-6
+
+  def __post_init__(self):
+    for name in ("vocab_size", "num_layers", "embed_dim", "num_heads", "mlp_dim"):
+      if getattr(self, name) <= 0:
+        raise ValueError(f"model.{name} must be a positive integer, got {getattr(self, name)}")
+    if self.embed_dim % self.num_heads:
+      raise ValueError(f"model.embed_dim ({self.embed_dim}) must be divisible by "
+                       f"model.num_heads ({self.num_heads})")
+    if self.pos_encoding not in POS_ENCODINGS:
+      raise ValueError(f"model.pos_encoding must be one of {POS_ENCODINGS}, "
+                       f"got {self.pos_encoding!r}")
+    if self.pos_encoding == "rope" and self.head_dim % 2:
+      raise ValueError(f"RoPE needs an even head dim, got {self.head_dim} "
+                       "(model.embed_dim / model.num_heads)")
+    if self.dtype not in DTYPES:
+      raise ValueError(f"model.dtype must be one of {DTYPES}, got {self.dtype!r}")
+
+  @property
+  def head_dim(self) -> int:
+    return self.embed_dim // self.num_heads
+
+  @property
+  def compute_dtype(self):
+    return jnp.dtype(self.dtype)
+
+
+@struct.dataclass(kw_only=True)
+class LayerCache:
+  k: jax.Array  # [B, S, H, D] keys of every cached slot
+  v: jax.Array  # [B, S, H, D] values
+
+
+def init_cache(cfg: ModelConfig, batch: int, length: int) -> list[LayerCache]:
+  """Zeroed KV buffers for `batch` rows of `length` slots each."""
+  shape = (batch, length, cfg.num_heads, cfg.head_dim)
+  return [LayerCache(k=jnp.zeros(shape, cfg.compute_dtype), v=jnp.zeros(shape, cfg.compute_dtype))
+          for _ in range(cfg.num_layers)]
+
+
+def apply_rope(x: jax.Array, positions: jax.Array, base: float) -> jax.Array:
+  """Rotates channel pairs (i, i + D/2) of x [B, T, H, D] by angles position * base^(-2i/D)."""
+  half = x.shape[-1] // 2
+  inv_freq = base ** (-jnp.arange(half, dtype=jnp.float32) / half)  # [D/2]
+  angles = positions[..., None].astype(jnp.float32) * inv_freq  # [B, T, D/2]
+  sin, cos = jnp.sin(angles)[:, :, None, :], jnp.cos(angles)[:, :, None, :]  # [B, T, 1, D/2]
+  x1, x2 = jnp.split(x.astype(jnp.float32), 2, axis=-1)
+  return jnp.concatenate([x1 * cos - x2 * sin, x2 * cos + x1 * sin], axis=-1).astype(x.dtype)
+
+
+class Attention(nnx.Module):
+
+  def __init__(self, cfg: ModelConfig, *, rngs: nnx.Rngs):
+    self.cfg = cfg
+    dense = dict(use_bias=False, dtype=cfg.compute_dtype, param_dtype=jnp.float32, rngs=rngs)
+    self.qkv = nnx.Linear(cfg.embed_dim, 3 * cfg.embed_dim, **dense)  # fused: one matmul, not three
+    self.out = nnx.Linear(cfg.embed_dim, cfg.embed_dim, **dense)
+
+  def __call__(self, x, positions, mask, cache: LayerCache | None, cache_index):
+    cfg = self.cfg
+    B, T, _ = x.shape
+    q, k, v = jnp.moveaxis(self.qkv(x).reshape(B, T, 3, cfg.num_heads, cfg.head_dim), 2, 0)
+    if cfg.pos_encoding == "rope":
+      q = apply_rope(q, positions, cfg.rope_base)
+      k = apply_rope(k, positions, cfg.rope_base)
+    if cache is not None:
+      # Write the T new keys/values at slots [cache_index, cache_index + T), then
+      # attend over every slot; `mask` hides slots that are padding or in the future.
+      start = (0, cache_index, 0, 0)
+      cache = LayerCache(k=jax.lax.dynamic_update_slice(cache.k, k.astype(cache.k.dtype), start),
+                         v=jax.lax.dynamic_update_slice(cache.v, v.astype(cache.v.dtype), start))
+      k, v = cache.k, cache.v
+    if mask is None:
+      y = jax.nn.dot_product_attention(q, k, v, is_causal=True)  # [B, T, H, D]
+    else:
+      y = jax.nn.dot_product_attention(q, k, v, mask=mask[:, None, :, :])
+    return self.out(y.reshape(B, T, cfg.embed_dim)), cache
+
+
+class MLP(nnx.Module):
+  """SwiGLU: down(silu(gate(x)) * up(x)), with gate and up fused into one matmul."""
+
+  def __init__(self, cfg: ModelConfig, *, rngs: nnx.Rngs):
+    dense = dict(use_bias=False, dtype=cfg.compute_dtype, param_dtype=jnp.float32, rngs=rngs)
+    self.gate_up = nnx.Linear(cfg.embed_dim, 2 * cfg.mlp_dim, **dense)
+    self.down = nnx.Linear(cfg.mlp_dim, cfg.embed_dim, **dense)
+
+  def __call__(self, x):
+    gate, up = jnp.split(self.gate_up(x), 2, axis=-1)
+    return self.down(jax.nn.silu(gate) * up)
+
+
+class Block(nnx.Module):
+
+  def __init__(self, cfg: ModelConfig, *, rngs: nnx.Rngs):
+    norm = dict(epsilon=cfg.norm_eps, dtype=cfg.compute_dtype, param_dtype=jnp.float32, rngs=rngs)
+    self.attn_norm = nnx.RMSNorm(cfg.embed_dim, **norm)
+    self.attn = Attention(cfg, rngs=rngs)
+    self.mlp_norm = nnx.RMSNorm(cfg.embed_dim, **norm)
+    self.mlp = MLP(cfg, rngs=rngs)
+
+  def __call__(self, x, positions, mask, cache, cache_index):
+    h, cache = self.attn(self.attn_norm(x), positions, mask, cache, cache_index)
+    x = x + h
+    return x + self.mlp(self.mlp_norm(x)), cache
+
+
+class Transformer(nnx.Module):
+
+  def __init__(self, cfg: ModelConfig, *, rngs: nnx.Rngs):
+    self.cfg = cfg
+    self.embed = nnx.Embed(cfg.vocab_size, cfg.embed_dim, dtype=cfg.compute_dtype,
+                           param_dtype=jnp.float32, rngs=rngs)
+    self.blocks = nnx.List([Block(cfg, rngs=rngs) for _ in range(cfg.num_layers)])
+    self.final_norm = nnx.RMSNorm(cfg.embed_dim, epsilon=cfg.norm_eps, dtype=cfg.compute_dtype,
+                                  param_dtype=jnp.float32, rngs=rngs)
+    self.lm_head = nnx.Linear(cfg.embed_dim, cfg.vocab_size, use_bias=False,
+                              dtype=cfg.compute_dtype, param_dtype=jnp.float32, rngs=rngs)
+
+  def __call__(self, tokens, *, positions=None, mask=None, cache=None, cache_index=0):
+    """Logits [B, T, V] (float32) for tokens [B, T], and the updated cache.
+
+    Training calls this with tokens alone: a plain causal mask, positions 0..T-1.
+    Decoding passes `cache` (a list of LayerCache with S slots), the slot
+    `cache_index` where these T tokens go, their `positions` [B, T] (used by
+    RoPE), and `mask` [B, T, S]: which cached slots each new token may see.
+    """
+    if cache is not None and mask is None:
+      raise ValueError("decoding with a cache needs an explicit attention mask")
+    if positions is None:
+      positions = jnp.broadcast_to(jnp.arange(tokens.shape[1]), tokens.shape)
+    x = self.embed(tokens)
+    new_cache = []
+    for i, block in enumerate(self.blocks):
+      x, layer_cache = block(x, positions, mask, None if cache is None else cache[i], cache_index)
+      new_cache.append(layer_cache)
+    logits = self.lm_head(self.final_norm(x)).astype(jnp.float32)
+    return logits, (new_cache if cache is not None else None)
+
+
+def create(cfg: ModelConfig, seed: int = 0):
+  """A freshly initialized model, split into its static graph and its parameters."""
+  return nnx.split(Transformer(cfg, rngs=nnx.Rngs(seed)))
+
+
+def apply(graphdef, params, tokens, **kwargs):
+  """Pure forward pass over (graphdef, params): the form jitted code calls."""
+  return nnx.merge(graphdef, params)(tokens, **kwargs)
+
+
+def num_params(params) -> int:
+  return sum(x.size for x in jax.tree.leaves(params))

@@ -1,0 +1,140 @@
+"""Training: an optax optimizer, and pure per-device train and eval steps.
+
+The loss is next-token cross-entropy on completion tokens only: `Batch.weights`
+is 1 where the target is part of the answer (EOS included) and 0 on the prompt
+and on padding. The loss is averaged over every such token of the *global*
+batch, so one device and eight devices take exactly the same step.
+"""
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import struct
+from jax.sharding import PartitionSpec as P
+
+from selfimprove_jax import model as model_lib
+from selfimprove_jax import sharding
+from selfimprove_jax.sharding import DATA
+
+SCHEDULES = ("cosine", "wsd", "constant")
+
+
+@struct.dataclass(kw_only=True)
+class Batch:
+  inputs: jax.Array  # [B, T] int32 tokens fed to the model
+  targets: jax.Array  # [B, T] int32 next tokens
+  weights: jax.Array  # [B, T] float32, 1 on completion targets, else 0
+
+
+@struct.dataclass(kw_only=True)
+class TrainState:
+  step: jax.Array  # [] int32 optimizer steps taken (skipped ones included)
+  params: object  # nnx.State of the model's parameters
+  opt_state: optax.OptState
+  skipped: jax.Array  # [] int32 updates skipped for a non-finite loss or gradient
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class OptimizerConfig:
+  learning_rate: float = 1e-3
+  schedule: str = "cosine"  # one of SCHEDULES
+  warmup_steps: int = 100
+  total_steps: int = 1000
+  decay_fraction: float = 0.2  # wsd: the last fraction of steps that decays to 0
+  weight_decay: float = 0.1
+  b1: float = 0.9
+  b2: float = 0.98
+  grad_clip: float = 1.0  # global-norm clipping; 0 disables it
+
+
+def make_schedule(cfg: OptimizerConfig) -> optax.Schedule:
+  warmup = min(cfg.warmup_steps, cfg.total_steps)
+  if cfg.schedule == "cosine":
+    # optax counts the warmup inside decay_steps, so it needs at least one step after it.
+    return optax.warmup_cosine_decay_schedule(0.0, cfg.learning_rate, warmup,
+                                              max(cfg.total_steps, warmup + 1),
+                                              end_value=cfg.learning_rate * 0.1)
+  if cfg.schedule == "constant":
+    return optax.join_schedules(
+        [optax.linear_schedule(0.0, cfg.learning_rate, warmup),
+         optax.constant_schedule(cfg.learning_rate)], [warmup])
+  if cfg.schedule == "wsd":  # warmup, stable, then a linear decay to 0
+    decay = max(1, int(cfg.total_steps * cfg.decay_fraction))
+    stable_end = max(warmup, cfg.total_steps - decay)
+    return optax.join_schedules(
+        [optax.linear_schedule(0.0, cfg.learning_rate, warmup),
+         optax.constant_schedule(cfg.learning_rate),
+         optax.linear_schedule(cfg.learning_rate, 0.0, decay)], [warmup, stable_end])
+  raise ValueError(f"train.schedule must be one of {SCHEDULES}, got {cfg.schedule!r}")
+
+
+def make_optimizer(cfg: OptimizerConfig) -> optax.GradientTransformation:
+  # Decay matrices only: norm scales are 1-D and should stay free.
+  decay_mask = lambda params: jax.tree.map(lambda p: p.ndim >= 2, params)
+  adamw = optax.adamw(make_schedule(cfg), b1=cfg.b1, b2=cfg.b2, weight_decay=cfg.weight_decay,
+                      mask=decay_mask)
+  if cfg.grad_clip > 0:
+    return optax.chain(optax.clip_by_global_norm(cfg.grad_clip), adamw)
+  return adamw
+
+
+def init_state(params, tx: optax.GradientTransformation) -> TrainState:
+  return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params),
+                    skipped=jnp.zeros((), jnp.int32))
+
+
+def _token_sums(graphdef, params, batch: Batch):
+  """Summed cross-entropy and correct-token count over this device's weighted targets."""
+  logits, _ = model_lib.apply(graphdef, params, batch.inputs)  # [B, T, V]
+  ce = optax.softmax_cross_entropy_with_integer_labels(logits, batch.targets)  # [B, T]
+  correct = (jnp.argmax(logits, axis=-1) == batch.targets) * batch.weights
+  return jnp.sum(ce * batch.weights), jnp.sum(correct)
+
+
+def train_step(graphdef, tx, state: TrainState, batch: Batch):
+  """One device's part of an optimizer step; devices meet in the pmeans."""
+  # Normalize by the mean token count per device: after the gradient pmean this
+  # is exactly the mean loss over all weighted tokens of the global batch.
+  tokens_per_device = jax.lax.pmean(jnp.sum(batch.weights), DATA)
+
+  def loss_fn(params):
+    ce_sum, _ = _token_sums(graphdef, params, batch)
+    return ce_sum / tokens_per_device
+
+  local_loss, grads = jax.value_and_grad(loss_fn)(state.params)
+  loss, grads = jax.lax.pmean((local_loss, grads), DATA)
+
+  grad_norm = optax.global_norm(grads)
+  updates, opt_state = tx.update(grads, state.opt_state, state.params)
+  params = optax.apply_updates(state.params, updates)
+
+  # A non-finite loss or gradient would poison the parameters and Adam's
+  # moments for good: keep the old ones, count the skip, and move on.
+  finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
+  keep = lambda new, old: jax.tree.map(lambda n, o: jnp.where(finite, n, o), new, old)
+  state = TrainState(step=state.step + 1, params=keep(params, state.params),
+                     opt_state=keep(opt_state, state.opt_state),
+                     skipped=state.skipped + (~finite).astype(jnp.int32))
+  metrics = dict(loss=loss, grad_norm=grad_norm, skipped=state.skipped)
+  return state, metrics
+
+
+def eval_step(graphdef, params, batch: Batch):
+  """Teacher-forced loss and token accuracy over the global batch's weighted targets."""
+  ce_sum, correct = _token_sums(graphdef, params, batch)
+  ce_sum, correct, count = jax.lax.psum((ce_sum, correct, jnp.sum(batch.weights)), DATA)
+  return dict(loss=ce_sum / count, token_accuracy=correct / count)
+
+
+def make_steps(graphdef, tx, mesh):
+  """The jitted data-parallel train step (state donated) and eval step."""
+  rows = P(DATA)
+  train = sharding.data_parallel(
+      lambda state, batch: train_step(graphdef, tx, state, batch), mesh,
+      in_specs=(P(), rows), out_specs=(P(), P()), donate_argnums=0)
+  evaluate = sharding.data_parallel(
+      lambda params, batch: eval_step(graphdef, params, batch), mesh,
+      in_specs=(P(), rows), out_specs=P())
+  return train, evaluate
