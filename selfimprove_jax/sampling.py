@@ -98,7 +98,9 @@ class DecodeState:
 @struct.dataclass(kw_only=True)
 class SampleOutput:
   tokens: np.ndarray  # [B, N] int32, PAD after EOS
-  logprobs: np.ndarray  # [B, N] float32 log-probability of each chosen token
+  # [B, N] float32 log p(token) under the model itself (temperature 1, before
+  # top-k/top-p), so confidence scores do not depend on how we sampled.
+  logprobs: np.ndarray
   lengths: np.ndarray  # [B] int32 generated tokens, the EOS included
   done: np.ndarray  # [B] bool, the row ended with EOS (else it hit max_new_tokens)
 

@@ -106,7 +106,7 @@ def train_step(graphdef, tx, state: TrainState, batch: Batch):
   local_loss, grads = jax.value_and_grad(loss_fn)(state.params)
   loss, grads = jax.lax.pmean((local_loss, grads), DATA)
 
-  grad_norm = optax.global_norm(grads)
+  grad_norm = optax.tree.norm(grads)
   updates, opt_state = tx.update(grads, state.opt_state, state.params)
   params = optax.apply_updates(state.params, updates)
 

@@ -1,0 +1,177 @@
+"""Benchmarks: `python -m selfimprove_jax.bench {sample,train} [--flags]`.
+
+sample: new tokens/s of the KV-cached sampler against the same model
+  recomputing the whole prefix for every new token (one jitted while_loop each,
+  greedy, EOS disabled so both produce exactly --new_tokens per row).
+train:  train-step tokens/s and model FLOPs utilization (MFU).
+
+Every figure is the median of --runs timed runs after --warmup untimed ones.
+"""
+
+import functools
+import json
+import statistics
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from absl import app, flags
+
+from selfimprove_jax import model as model_lib
+from selfimprove_jax import sampling, sharding
+from selfimprove_jax import train as train_lib
+from selfimprove_jax.tokenizer import BOS, EOS
+
+flags.DEFINE_integer("num_layers", 4, "Transformer layers.")
+flags.DEFINE_integer("embed_dim", 128, "Model width.")
+flags.DEFINE_integer("num_heads", 4, "Attention heads.")
+flags.DEFINE_integer("mlp_dim", 512, "Gated-MLP hidden width.")
+flags.DEFINE_integer("vocab_size", 49, "Vocabulary (the character tokenizer has 49).")
+flags.DEFINE_string("dtype", "float32", "Compute dtype.")
+flags.DEFINE_list("batch", ["64"], "Batch sizes to measure.")
+flags.DEFINE_integer("prompt_len", 32, "sample: prompt tokens per row.")
+flags.DEFINE_integer("new_tokens", 128, "sample: new tokens per row.")
+flags.DEFINE_integer("seq_len", 32, "train: tokens per row.")
+flags.DEFINE_integer("runs", 5, "Timed runs; the median is reported.")
+flags.DEFINE_integer("warmup", 1, "Untimed runs first (compilation happens here).")
+flags.DEFINE_float("peak_tflops", 0.0, "Peak TFLOP/s for MFU; 0 measures a large matmul instead.")
+flags.DEFINE_bool("skip_recompute", False, "sample: skip the (slow) no-cache baseline.")
+FLAGS = flags.FLAGS
+
+
+def median_seconds(fn) -> float:
+  for _ in range(FLAGS.warmup):
+    jax.block_until_ready(fn())
+  times = []
+  for _ in range(FLAGS.runs):
+    start = time.perf_counter()
+    jax.block_until_ready(fn())
+    times.append(time.perf_counter() - start)
+  return statistics.median(times)
+
+
+def model_config() -> model_lib.ModelConfig:
+  return model_lib.ModelConfig(vocab_size=FLAGS.vocab_size, num_layers=FLAGS.num_layers,
+                               embed_dim=FLAGS.embed_dim, num_heads=FLAGS.num_heads,
+                               mlp_dim=FLAGS.mlp_dim, dtype=FLAGS.dtype)
+
+
+def report(**fields):
+  print(json.dumps(fields), flush=True)
+
+
+# ----------------------------------------------------------------------------- sample
+
+
+def no_eos(apply_fn):
+  """Wraps an apply function so EOS is never chosen: every row runs to the end."""
+  def wrapped(*args, **kwargs):
+    logits, cache = apply_fn(*args, **kwargs)
+    return logits.at[..., EOS].set(-jnp.inf), cache
+  return wrapped
+
+
+def recompute_generate(graphdef, params, prompts, new_tokens):
+  """Greedy decoding without a cache: a full causal forward pass per new token."""
+  B, P = prompts.shape
+  buf = jnp.zeros((B, P + new_tokens), jnp.int32).at[:, :P].set(prompts)
+  apply = no_eos(functools.partial(model_lib.apply, graphdef))
+
+  def step(i, buf):
+    logits, _ = apply(params, buf)  # [B, P + N, V]: every position, every step
+    token = jnp.argmax(logits[:, P + i - 1], axis=-1).astype(jnp.int32)
+    return buf.at[:, P + i].set(token)
+
+  return jax.lax.fori_loop(0, new_tokens, step, buf)[:, P:]
+
+
+def bench_sample():
+  cfg = model_config()
+  graphdef, params = model_lib.create(cfg)
+  mesh = sharding.make_mesh()
+  params = sharding.replicate(params, mesh)
+  sampler = sampling.Sampler(no_eos(functools.partial(model_lib.apply, graphdef)),
+                             functools.partial(model_lib.init_cache, cfg), mesh,
+                             max_new_tokens=FLAGS.new_tokens, prompt_bucket=FLAGS.prompt_len)
+  recompute = jax.jit(functools.partial(recompute_generate, graphdef), static_argnums=2)
+  for batch in map(int, FLAGS.batch):
+    prompts = np.random.default_rng(0).integers(3, cfg.vocab_size, (batch, FLAGS.prompt_len))
+    prompts[:, 0] = BOS
+    key = jax.random.key(0)
+    cached_s = median_seconds(lambda: sampler(params, prompts.tolist(), key).tokens)
+    tokens = batch * FLAGS.new_tokens
+    result = dict(bench="sample", batch=batch, prompt_len=FLAGS.prompt_len,
+                  new_tokens=FLAGS.new_tokens, cached_tokens_per_s=round(tokens / cached_s, 1))
+    if not FLAGS.skip_recompute:
+      recompute_s = median_seconds(lambda: recompute(params, jnp.asarray(prompts), FLAGS.new_tokens))
+      result.update(recompute_tokens_per_s=round(tokens / recompute_s, 1),
+                    speedup=round(recompute_s / cached_s, 2))
+    report(**result)
+
+
+# ----------------------------------------------------------------------------- train
+
+
+def train_flops_per_token(cfg: model_lib.ModelConfig, seq_len: int) -> float:
+  """Matmul FLOPs per trained token: forward plus backward (2x forward).
+
+  Each weight matmul costs 2 FLOPs per parameter per token. Attention scores
+  and the weighted sum cost 2 * 2 * T * D per token over all T keys; a causal
+  mask needs half of them, and half is what we count.
+  """
+  d, m = cfg.embed_dim, cfg.mlp_dim
+  weights = cfg.num_layers * (4 * d * d + 3 * d * m) + d * cfg.vocab_size
+  attention = cfg.num_layers * 2 * 2 * seq_len * d / 2
+  return 3 * (2 * weights + attention)
+
+
+def measured_peak_flops(dtype) -> float:
+  """FLOP/s of one large square matmul: the best this device does on dense work."""
+  n = 2048
+  a = jnp.ones((n, n), dtype)
+  matmul = jax.jit(lambda a: a @ a)
+  return 2 * n ** 3 / median_seconds(lambda: matmul(a))
+
+
+def bench_train():
+  cfg = model_config()
+  graphdef, params = model_lib.create(cfg)
+  mesh = sharding.make_mesh()
+  tx = train_lib.make_optimizer(train_lib.OptimizerConfig())
+  train_step, _ = train_lib.make_steps(graphdef, tx, mesh)
+  if FLAGS.peak_tflops:
+    peak, peak_source = FLAGS.peak_tflops * 1e12, "given"
+  else:
+    peak, peak_source = measured_peak_flops(cfg.compute_dtype) * jax.device_count(), "measured"
+  for batch in map(int, FLAGS.batch):
+    rng = np.random.default_rng(0)
+    tokens = rng.integers(3, cfg.vocab_size, (batch, FLAGS.seq_len + 1)).astype(np.int32)
+    data = sharding.shard_batch(train_lib.Batch(
+        inputs=tokens[:, :-1], targets=tokens[:, 1:],
+        weights=np.ones((batch, FLAGS.seq_len), np.float32)), mesh)
+    state = [sharding.replicate(train_lib.init_state(params, tx), mesh)]
+
+    def step():
+      state[0], metrics = train_step(state[0], data)
+      return metrics
+
+    seconds = median_seconds(step)
+    tokens_per_s = batch * FLAGS.seq_len / seconds
+    flops = tokens_per_s * train_flops_per_token(cfg, FLAGS.seq_len)
+    report(bench="train", batch=batch, seq_len=FLAGS.seq_len, step_ms=round(seconds * 1e3, 1),
+           tokens_per_s=round(tokens_per_s, 1), model_tflops=round(flops / 1e12, 4),
+           peak_tflops=round(peak / 1e12, 4), peak=peak_source, mfu=round(flops / peak, 3))
+
+
+def main(argv):
+  commands = {"sample": bench_sample, "train": bench_train}
+  if len(argv) != 2 or argv[1] not in commands:
+    raise app.UsageError(f"usage: python -m selfimprove_jax.bench {{{','.join(commands)}}} [--flags]")
+  print(f"# jax {jax.__version__}, {jax.device_count()} x {jax.devices()[0].device_kind}, "
+        f"model {model_config()}", flush=True)
+  commands[argv[1]]()
+
+
+if __name__ == "__main__":
+  app.run(main)

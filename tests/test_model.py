@@ -1,0 +1,65 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from selfimprove_jax import model as model_lib
+
+TOL = 1e-5  # float32: cached and full attention differ only by summation order
+
+
+def tiny(pos_encoding, **kw):
+  return model_lib.ModelConfig(vocab_size=20, num_layers=2, embed_dim=32, num_heads=4,
+                               mlp_dim=64, pos_encoding=pos_encoding, **kw)
+
+
+@pytest.mark.parametrize("pos_encoding", ["none", "rope"])
+def test_cached_decoding_matches_full_forward(pos_encoding):
+  """Left-padded prefill plus token-by-token decode equals one causal pass over the real tokens."""
+  cfg = tiny(pos_encoding)
+  graphdef, params = model_lib.create(cfg, seed=1)
+  seq = jax.random.randint(jax.random.key(0), (2, 9), 3, cfg.vocab_size)
+  full, _ = model_lib.apply(graphdef, params, seq)  # [2, 9, V]
+
+  # 12 slots: row 0 holds its 9 tokens after 3 pads, row 1 holds them first
+  # (its last 3 slots are filler that only later slots could see).
+  pad = jnp.array([3, 0])
+  buf = jnp.zeros((2, 12), jnp.int32).at[0, 3:].set(seq[0]).at[1, :9].set(seq[1])
+  slot = jnp.arange(12)
+  positions = jnp.maximum(slot[None] - pad[:, None], 0)  # [2, 12]
+  visible = (slot[None, None, :] <= slot[None, :, None]) & (slot[None, None, :] >= pad[:, None, None])
+  cache = model_lib.init_cache(cfg, 2, 12)
+
+  n0 = 8  # prefill slots 0..7 at once, then decode slots 8..11 one at a time
+  logits, cache = model_lib.apply(graphdef, params, buf[:, :n0], positions=positions[:, :n0],
+                                  mask=visible[:, :n0], cache=cache, cache_index=0)
+  steps = [logits]
+  for s in range(n0, 12):
+    logits, cache = model_lib.apply(graphdef, params, buf[:, s:s + 1],
+                                    positions=positions[:, s:s + 1], mask=visible[:, s:s + 1],
+                                    cache=cache, cache_index=s)
+    steps.append(logits)
+  got = jnp.concatenate(steps, axis=1)  # [2, 12, V]
+  np.testing.assert_allclose(got[0, 3:], full[0], atol=TOL, rtol=TOL)
+  np.testing.assert_allclose(got[1, :9], full[1], atol=TOL, rtol=TOL)
+
+
+def test_bfloat16_compute_keeps_float32_params_and_logits():
+  cfg = tiny("rope", dtype="bfloat16")
+  graphdef, params = model_lib.create(cfg)
+  assert all(x.dtype == jnp.float32 for x in jax.tree.leaves(params))
+  logits, _ = model_lib.apply(graphdef, params, jnp.ones((1, 4), jnp.int32))
+  assert logits.dtype == jnp.float32
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("num_layers", 0, "model.num_layers must be a positive integer"),
+    ("num_heads", 5, "must be divisible by model.num_heads"),
+    ("pos_encoding", "alibi", "model.pos_encoding must be one of"),
+    ("dtype", "float8", "model.dtype must be one of"),
+])
+def test_bad_model_config_names_the_field(field, value, message):
+  kw = dict(vocab_size=20, num_layers=2, embed_dim=32, num_heads=4, mlp_dim=64)
+  kw[field] = value
+  with pytest.raises(ValueError, match=message):
+    model_lib.ModelConfig(**kw)

@@ -1,0 +1,118 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from selfimprove_jax import model as model_lib
+from selfimprove_jax import sampling, sharding
+from selfimprove_jax.tokenizer import BOS, EOS, PAD
+
+V = 32  # fake vocabulary
+LIMIT = 8  # the fake model says EOS once it sees this many real tokens
+
+
+def counting_model(params, tokens, *, positions, mask, cache, cache_index):
+  """A fake LM: after seeing n real tokens it predicts EOS if n >= LIMIT, else last token + 1.
+
+  It sees the prompt only through `mask`, so the expected outputs below check
+  that padding is hidden and that every step attends to the right slots.
+  """
+  del params, positions
+  cache = jax.lax.dynamic_update_slice(cache, tokens, (0, cache_index))
+  seen = jnp.sum(mask, axis=-1)  # [B, T] real tokens visible to each new token
+  nxt = jnp.where(seen >= LIMIT, EOS, jnp.minimum(tokens + 1, V - 1))
+  return 10.0 * jax.nn.one_hot(nxt, V), cache
+
+
+def fake_sampler(mesh, method=sampling.Greedy(), max_new_tokens=6, prompt_bucket=8):
+  init = lambda batch, slots: jnp.zeros((batch, slots), jnp.int32)
+  return sampling.Sampler(counting_model, init, mesh, max_new_tokens=max_new_tokens,
+                          method=method, prompt_bucket=prompt_bucket)
+
+
+def test_fake_model_gives_exact_tokens_eos_and_padding(mesh8):
+  sampler = fake_sampler(mesh8)
+  prompts = [[BOS, 3, 4], [BOS, 3, 3, 3, 10], [BOS, 20]]
+  out = sampler(None, prompts, jax.random.key(0))
+  np.testing.assert_array_equal(out.tokens, [
+      [5, 6, 7, 8, 9, EOS],  # 3 prompt tokens seen, EOS once 8 are
+      [11, 12, 13, EOS, PAD, PAD],  # EOS stops the row; later slots are padding
+      [21, 22, 23, 24, 25, 26],  # never reaches 8 tokens within max_new_tokens
+  ])
+  np.testing.assert_array_equal(out.lengths, [6, 4, 6])
+  np.testing.assert_array_equal(out.done, [True, True, False])
+  np.testing.assert_array_equal(out.mask[1], [1, 1, 1, 1, 0, 0])
+  # log p of a one-hot logit of 10 over V tokens, and 0 after EOS.
+  want = 10.0 - np.log(np.exp(10.0) + V - 1)
+  np.testing.assert_allclose(out.logprobs[1], [want] * 4 + [0, 0], atol=1e-6)
+
+
+def test_same_bucket_does_not_recompile(mesh8):
+  sampler = fake_sampler(mesh8)
+  sampler(None, [[BOS, 3, 4]] * 5, jax.random.key(0))
+  sampler(None, [[BOS, 5]] * 7, jax.random.key(1))  # other prompts, same bucket
+  assert sampler.num_traces == 1
+  sampler(None, [[BOS] + [3] * 9], jax.random.key(0))  # longer prompts: a new bucket
+  assert sampler.num_traces == 2
+
+
+def fixed_logits(params, tokens, *, positions, mask, cache, cache_index):
+  """The same distribution at every step: logits 0.3 * token id (EOS is unlikely)."""
+  del params, positions, mask, cache_index
+  return jnp.broadcast_to(0.3 * jnp.arange(V, dtype=jnp.float32), tokens.shape + (V,)), cache
+
+
+def draw(mesh, method, rows=64, steps=16):
+  sampler = sampling.Sampler(fixed_logits, lambda b, s: jnp.zeros((b,), jnp.int32), mesh,
+                             max_new_tokens=steps, method=method)
+  return sampler(None, [[BOS, 3]] * rows, jax.random.key(0)).tokens
+
+
+def test_top_k_never_leaves_the_top_k(mesh8):
+  tokens = draw(mesh8, sampling.Sample(temperature=1.0, top_k=3))
+  assert set(np.unique(tokens)) == {V - 1, V - 2, V - 3}
+
+
+def test_top_p_never_leaves_the_nucleus(mesh8):
+  top_p = 0.6
+  probs = jax.nn.softmax(0.3 * np.arange(V))[::-1]  # most likely first
+  nucleus = {V - 1 - i for i in range(V) if np.cumsum(probs)[i] - probs[i] < top_p}
+  assert 1 < len(nucleus) < V
+  tokens = draw(mesh8, sampling.Sample(temperature=1.0, top_p=top_p))
+  assert set(np.unique(tokens)) == nucleus
+
+
+def test_greedy_is_deterministic_and_sampling_follows_the_key(mesh8):
+  cfg = model_lib.ModelConfig(vocab_size=V, num_layers=1, embed_dim=16, num_heads=2, mlp_dim=32)
+  graphdef, params = model_lib.create(cfg)
+  prompts = [[BOS, 3, 4, 5], [BOS, 9]] * 8
+  greedy = sampling.Sampler.for_model(graphdef, cfg, mesh8, max_new_tokens=8)
+  a = greedy(params, prompts, jax.random.key(0)).tokens
+  b = greedy(params, prompts, jax.random.key(1)).tokens
+  np.testing.assert_array_equal(a, b)
+  sample = sampling.Sampler.for_model(graphdef, cfg, mesh8, max_new_tokens=8,
+                                      method=sampling.Sample(temperature=1.0))
+  c = sample(params, prompts, jax.random.key(0)).tokens
+  np.testing.assert_array_equal(c, sample(params, prompts, jax.random.key(0)).tokens)
+  assert not np.array_equal(c, sample(params, prompts, jax.random.key(1)).tokens)
+
+
+def test_samples_do_not_depend_on_the_device_count(mesh1, mesh8):
+  cfg = model_lib.ModelConfig(vocab_size=V, num_layers=1, embed_dim=16, num_heads=2, mlp_dim=32)
+  graphdef, params = model_lib.create(cfg)
+  prompts = [[BOS, 3 + i % 7] for i in range(16)]
+  outs = [sampling.Sampler.for_model(graphdef, cfg, mesh, max_new_tokens=8,
+                                     method=sampling.Sample(temperature=1.0))
+          (sharding.replicate(params, mesh), prompts, jax.random.key(3)) for mesh in (mesh1, mesh8)]
+  np.testing.assert_array_equal(outs[0].tokens, outs[1].tokens)
+  np.testing.assert_allclose(outs[0].logprobs, outs[1].logprobs, atol=1e-5)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(temperature=0.0), "temperature must be > 0"),
+    (dict(top_k=-1), "top_k must be >= 0"),
+    (dict(top_p=1.5), r"top_p must be in \(0, 1\]"),
+])
+def test_bad_sampling_settings_are_refused(kwargs, message):
+  with pytest.raises(ValueError, match=message):
+    sampling.Sample(**kwargs)

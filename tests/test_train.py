@@ -1,0 +1,98 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from selfimprove_jax import data, sharding
+from selfimprove_jax import model as model_lib
+from selfimprove_jax import train as train_lib
+from selfimprove_jax.tokenizer import CharTokenizer
+
+TOK = CharTokenizer()
+CFG = model_lib.ModelConfig(vocab_size=TOK.vocab_size, num_layers=2, embed_dim=32, num_heads=4,
+                            mlp_dim=64)
+
+
+def problems(n=16):
+  rng = np.random.default_rng(0)
+  a, b = rng.integers(0, 1000, n), rng.integers(0, 1000, n)
+  return [f"{x}+{y}=" for x, y in zip(a, b)], [str(x + y) for x, y in zip(a, b)]
+
+
+def setup(mesh, **opt):
+  graphdef, params = model_lib.create(CFG, seed=0)
+  tx = train_lib.make_optimizer(train_lib.OptimizerConfig(warmup_steps=0, total_steps=100, **opt))
+  train_step, eval_step = train_lib.make_steps(graphdef, tx, mesh)
+  return sharding.replicate(train_lib.init_state(params, tx), mesh), train_step, eval_step
+
+
+def test_one_device_and_eight_devices_take_the_same_step(mesh1, mesh8):
+  batch = data.make_batch(TOK, *problems())
+  after = []
+  for mesh in (mesh1, mesh8):
+    state, train_step, _ = setup(mesh)
+    state, metrics = train_step(state, sharding.shard_batch(batch, mesh))
+    after.append((jax.device_get(state.params), float(metrics["loss"])))
+  assert after[0][1] == pytest.approx(after[1][1], rel=1e-5)
+  for a, b in zip(jax.tree.leaves(after[0][0]), jax.tree.leaves(after[1][0])):
+    np.testing.assert_allclose(a, b, atol=1e-4)
+  # And the step really moved the parameters.
+  init = jax.tree.leaves(model_lib.create(CFG, seed=0)[1])
+  assert max(np.abs(a - b).max() for a, b in zip(jax.tree.leaves(after[0][0]), init)) > 1e-3
+
+
+def test_training_overfits_a_tiny_batch(mesh8):
+  batch = sharding.shard_batch(data.make_batch(TOK, *problems()), mesh8)
+  state, train_step, eval_step = setup(mesh8, learning_rate=3e-3, schedule="constant")
+  first = float(eval_step(state.params, batch)["loss"])
+  for _ in range(150):
+    state, _ = train_step(state, batch)
+  metrics = jax.device_get(eval_step(state.params, batch))
+  assert metrics["loss"] < 0.2 * first
+  assert metrics["token_accuracy"] > 0.9
+
+
+def test_non_finite_gradient_leaves_the_state_unchanged(mesh8):
+  good = data.make_batch(TOK, *problems())
+  poisoned = good.replace(weights=good.weights.copy())
+  poisoned.weights[0, 0] = np.nan  # one bad weight makes the loss and every gradient NaN
+  state, train_step, _ = setup(mesh8)
+  before = jax.device_get((state.params, state.opt_state))
+  state, metrics = train_step(state, sharding.shard_batch(poisoned, mesh8))
+  assert not np.isfinite(metrics["loss"])
+  assert int(metrics["skipped"]) == 1
+  after = jax.device_get((state.params, state.opt_state))
+  for a, b in zip(jax.tree.leaves(before), jax.tree.leaves(after)):
+    np.testing.assert_array_equal(a, b)
+  # A finite batch afterwards trains normally.
+  state, metrics = train_step(state, sharding.shard_batch(good, mesh8))
+  assert np.isfinite(metrics["loss"]) and int(metrics["skipped"]) == 1
+  assert all(np.isfinite(x).all() for x in jax.tree.leaves(jax.device_get(state.params)))
+
+
+def test_indivisible_batch_is_refused_before_compute(mesh8):
+  with pytest.raises(ValueError, match=r"train.batch_size=12 must be a positive multiple of "
+                                       r"the device count \(8\)"):
+    sharding.check_divisible(12, mesh8, field="train.batch_size")
+  with pytest.raises(ValueError, match="global batch=12"):
+    sharding.shard_batch(np.zeros((12, 4)), mesh8)
+
+
+def test_loss_covers_completion_and_eos_only():
+  batch = data.make_batch(TOK, ["12+3="], ["15"])
+  # inputs: BOS 1 2 + 3 = 1 5 | targets shifted by one; weights on "1", "5", EOS.
+  weighted = batch.targets[0][batch.weights[0] == 1]
+  assert weighted.tolist() == TOK.encode("15", eos=True)
+  assert batch.inputs.shape[1] % data.LENGTH_BUCKET == 0
+
+
+@pytest.mark.parametrize("schedule", train_lib.SCHEDULES)
+def test_schedules_warm_up_and_end_where_expected(schedule):
+  cfg = train_lib.OptimizerConfig(learning_rate=1.0, schedule=schedule, warmup_steps=10,
+                                  total_steps=100, decay_fraction=0.2)
+  lr = train_lib.make_schedule(cfg)
+  assert float(lr(0)) == 0.0 and float(lr(10)) == pytest.approx(1.0)
+  end = {"cosine": 0.1, "wsd": 0.0, "constant": 1.0}[schedule]
+  assert float(lr(100)) == pytest.approx(end, abs=1e-6)
+  if schedule == "wsd":
+    assert float(lr(80)) == pytest.approx(1.0) and float(lr(90)) == pytest.approx(0.5)
