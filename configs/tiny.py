@@ -2,7 +2,8 @@
 
   python -m selfimprove_jax.main --config=configs/tiny.py --workdir=/tmp/selfimprove_tiny
 
-Finishes in about 20 s on 2 CPU cores; accuracy is far from perfect by design.
+Finishes in about 11 s on 2 CPU cores; accuracy is far from perfect by design
+(1-digit sums mostly right, longer ones wrong).
 """
 
 from pathlib import Path

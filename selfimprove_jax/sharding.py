@@ -71,6 +71,18 @@ def shard_batch(tree, mesh):
   return jax.tree.map(put, tree)
 
 
+def wait(outputs) -> None:
+  """Blocks until a step's outputs exist; call it before dispatching the next step.
+
+  On CPU, simulated devices share a few cores. If a second step that holds
+  collectives is dispatched while the first still runs, some devices' threads
+  wait in the second step's all-reduce while the first step starves for
+  threads, and XLA aborts the deadlocked rendezvous after 40 s. Building the
+  next batch before waiting still overlaps host and device work.
+  """
+  jax.block_until_ready(outputs)
+
+
 def to_host(tree):
   """Global arrays back to numpy on every process (gathering across hosts if needed)."""
   def get(x):

@@ -66,6 +66,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
       batch = data.make_batch(tok, [p.prompt for p in problems], [p.answer for p in problems],
                               seq_len)
       seq_len = batch.inputs.shape[1]
+      if step:
+        sharding.wait(metrics)  # the previous step: never two in flight
       state, metrics = train_step(state, sharding.shard_batch(batch, mesh))
       if (step + 1) % config.train.log_every == 0 or step + 1 == config.train.steps:
         metrics = {k: float(v) for k, v in jax.device_get(metrics).items()}
