@@ -67,7 +67,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
                               seq_len)
       seq_len = batch.inputs.shape[1]
       if step:
-        sharding.wait(metrics)  # the previous step: never two in flight
+        sharding.wait(metrics, mesh)  # the previous step: see its docstring
       state, metrics = train_step(state, sharding.shard_batch(batch, mesh))
       if (step + 1) % config.train.log_every == 0 or step + 1 == config.train.steps:
         metrics = {k: float(v) for k, v in jax.device_get(metrics).items()}

@@ -47,7 +47,7 @@ def test_training_overfits_a_tiny_batch(mesh8):
   first = float(eval_step(state.params, batch)["loss"])
   for _ in range(150):
     state, metrics = train_step(state, batch)
-    sharding.wait(metrics)  # one step in flight at a time (see its docstring)
+    sharding.wait(metrics, mesh8)  # one step in flight at a time (see its docstring)
   metrics = jax.device_get(eval_step(state.params, batch))
   assert metrics["loss"] < 0.2 * first
   assert metrics["token_accuracy"] > 0.9
