@@ -20,6 +20,11 @@ class Problem:
   difficulty: int  # the length that makes it hard: digits per operand, characters
 
 
+# Each task: a generator (rng, n) -> (prompt, answer) and the answer lengths its
+# prompt allows, read off the prompt alone. The `length` scorer uses the latter
+# (Lee et al.'s length filter), so it must never look at the answer.
+
+
 def _digits(rng: np.random.Generator, n: int) -> int:
   """A uniformly random number with exactly n digits."""
   return int(rng.integers(10 ** (n - 1) if n > 1 else 0, 10 ** n))
@@ -39,10 +44,21 @@ def _addition(rng, n):
   return f"{a}+{b}=", str(a + b)
 
 
+def _sum_lengths(prompt):
+  # A sum has as many digits as its longer operand, or one more for the carry.
+  n = max(len(x) for x in prompt[:-1].split("+"))
+  return n, n + 1
+
+
 def _multiplication(rng, n):
   # n-digit times 1-digit keeps the answer length linear in n, reversed like addition.
   a, b = _digits(rng, n), int(rng.integers(1, 10))
   return f"{_rev(a)}*{b}=", _rev(a * b)
+
+
+def _product_lengths(prompt):
+  n = len(prompt[:-1].split("*")[0])
+  return 1 if n == 1 else n, n + 1  # a 1-digit operand may be 0, and 0 * b is "0"
 
 
 _LETTERS = np.array(list("abcdefghijklmnopqrstuvwxyz"))
@@ -58,10 +74,15 @@ def _reversal(rng, n):
   return f"{s}>", s[::-1]
 
 
+def _same_length(prompt):
+  return len(prompt) - 1, len(prompt) - 1
+
+
 @dataclasses.dataclass(frozen=True)
 class Task:
   name: str
   _make: Callable[[np.random.Generator, int], tuple[str, str]]
+  _lengths: Callable[[str], tuple[int, int]]
 
   def generate(self, rng: np.random.Generator, difficulty: int) -> Problem:
     if difficulty < 1:
@@ -73,17 +94,21 @@ class Task:
     """One problem per entry of `difficulties`."""
     return [self.generate(rng, int(d)) for d in difficulties]
 
+  def answer_lengths(self, prompt: str) -> tuple[int, int]:
+    """(shortest, longest) answer the prompt allows, from the prompt alone."""
+    return self._lengths(prompt)
+
   @staticmethod
   def verify(problem: Problem, completion: str) -> bool:
     return completion == problem.answer
 
 
 TASKS = {t.name: t for t in (
-    Task("reverse_addition", _reverse_addition),
-    Task("addition", _addition),
-    Task("multiplication", _multiplication),
-    Task("copy", _copy),
-    Task("reversal", _reversal),
+    Task("reverse_addition", _reverse_addition, _sum_lengths),
+    Task("addition", _addition, _sum_lengths),
+    Task("multiplication", _multiplication, _product_lengths),
+    Task("copy", _copy, _same_length),
+    Task("reversal", _reversal, _same_length),
 )}
 
 

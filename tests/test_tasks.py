@@ -34,6 +34,8 @@ def test_answers_are_right_and_difficulty_is_the_length(name):
       assert task.verify(p, p.answer) and not task.verify(p, p.answer + "0")
       assert tok.decode(tok.encode(p.prompt + p.answer)) == p.prompt + p.answer
       assert len(p.answer) <= d + 1
+      lo, hi = task.answer_lengths(p.prompt)
+      assert lo <= len(p.answer) <= hi and hi - lo <= 1
 
 
 def test_reverse_addition_operands_have_exactly_d_digits():

@@ -1,0 +1,117 @@
+"""From scores to kept labels, and from kept labels to each generation's training data.
+
+Filtering keeps a completion when its score reaches `threshold`, either every
+such completion (`keep="threshold"`) or only the best one per prompt
+(`keep="best"`, ties to the first sampled); `dedupe` then drops repeats of the
+same (prompt, completion), so a label that many samples agreed on is trained
+once, not once per vote.
+
+The data policy decides what generation g trains on:
+  accumulate  the ground truth plus every generation's kept labels so far, drawn
+              uniformly from their union (Gerstgrasser et al. 2024: no collapse)
+  replace     only generation g's kept labels (Shumailov et al. 2024: collapse)
+  mix         generation g's kept labels, with ground truth making up a fixed
+              fraction `mix_fraction` of every batch
+"""
+
+import dataclasses
+from collections.abc import Sequence
+
+import numpy as np
+
+KEEP = ("threshold", "best")
+POLICIES = ("accumulate", "replace", "mix")
+
+
+@dataclasses.dataclass(frozen=True)
+class Example:
+  prompt: str
+  completion: str
+  difficulty: int
+  generation: int  # where it came from: 0 is ground truth, g > 0 a kept self-label
+
+
+def select(scores: np.ndarray, threshold: float, keep: str) -> np.ndarray:
+  """[N, K] scores -> [N, K] bool kept. A score of 0 is never kept, whatever the threshold."""
+  passed = (scores >= threshold) & (scores > 0)
+  if keep == "threshold":
+    return passed
+  if keep == "best":
+    best = np.zeros_like(passed)
+    rows = np.arange(scores.shape[0])
+    best[rows, np.argmax(scores, axis=1)] = True  # argmax: the first of equal scores
+    return best & passed
+  raise ValueError(f"filter.keep must be one of {list(KEEP)}, got {keep!r}")
+
+
+def dedupe(prompts: Sequence[str], completions: Sequence[Sequence[str]],
+           kept: np.ndarray) -> np.ndarray:
+  """`kept` with every repeat of an already kept (prompt, completion) pair switched off."""
+  out = np.zeros_like(kept)
+  seen = set()
+  for i, k in zip(*np.nonzero(kept)):
+    pair = (prompts[i], completions[i][k])
+    if pair not in seen:
+      seen.add(pair)
+      out[i, k] = True
+  return out
+
+
+# ----------------------------------------------------------------------------
+# Data policies.
+
+
+@dataclasses.dataclass(frozen=True)
+class Source:
+  """Examples to draw from: ground truth by index from disk, or kept labels in memory."""
+  name: str
+  size: int
+  get: object  # indices -> list[Example]
+  longest: int  # most characters of prompt + completion in any example (sets the batch width)
+
+  @classmethod
+  def from_list(cls, name: str, examples: Sequence[Example]) -> "Source":
+    longest = max((len(x.prompt) + len(x.completion) for x in examples), default=0)
+    return cls(name, len(examples), lambda idx: [examples[i] for i in idx], longest)
+
+
+@dataclasses.dataclass(frozen=True)
+class Mixture:
+  """Sources and the probability that a batch row comes from each."""
+  sources: tuple[Source, ...]
+  weights: tuple[float, ...]
+
+  @property
+  def size(self) -> int:
+    return sum(s.size for s in self.sources)
+
+  def draw(self, rng: np.random.Generator, batch_size: int) -> list[Example]:
+    """`batch_size` examples, each from a source picked by weight, uniform inside it."""
+    which = rng.choice(len(self.sources), batch_size, p=np.asarray(self.weights))
+    rows: list[Example | None] = [None] * batch_size
+    for s, source in enumerate(self.sources):
+      slots = np.nonzero(which == s)[0]
+      for slot, ex in zip(slots, source.get(rng.integers(0, source.size, len(slots)))):
+        rows[slot] = ex
+    return rows
+
+
+def training_mixture(policy: str, ground_truth: Source, kept: Sequence[Source],
+                     mix_fraction: float) -> Mixture | None:
+  """What the next generation trains on; `kept[i]` holds generation i+1's labels.
+
+  None when the policy leaves nothing to train on (e.g. `replace` after a
+  generation that kept no label): the generation then keeps its weights.
+  """
+  if policy == "accumulate":
+    sources = [s for s in (ground_truth, *kept) if s.size]
+    total = sum(s.size for s in sources)
+    return Mixture(tuple(sources), tuple(s.size / total for s in sources))
+  latest = kept[-1] if kept else None
+  if policy == "replace":
+    return Mixture((latest,), (1.0,)) if latest and latest.size else None
+  if policy == "mix":
+    if not (latest and latest.size):
+      return Mixture((ground_truth,), (1.0,))
+    return Mixture((ground_truth, latest), (mix_fraction, 1.0 - mix_fraction))
+  raise ValueError(f"data_policy must be one of {list(POLICIES)}, got {policy!r}")

@@ -1,0 +1,135 @@
+"""Self-scoring: how much to trust each sampled completion, mostly without the answer.
+
+A scorer is a plain function `(candidates, valid) -> scores`: `candidates` holds
+K completions for each of N prompts (from one model's K samples, or from an
+ensemble's members, K = members x samples), `valid` [N, K] says which of them
+are still in play, and the scores [N, K] lie in [0, 1], 0 for anything not
+valid. A completion is valid to begin with when it ended with EOS and is not
+empty: an answer cut off at the length limit, or no answer at all, is never a
+label.
+
+  majority_vote  share of the K samples that gave this exact answer (self-consistency)
+  confidence     the model's own mean token probability, exp(mean log p)
+  length         1 if the answer length is plausible for the operands (Lee et al.), else 0
+  verifier       1 if the task's ground-truth check passes: "the paths that work"
+
+Only `verifier` reads ground truth; `make_scorer` hands the answers to it alone.
+Scorers compose left to right ("length,majority_vote"): a completion an earlier
+stage scores 0 is out of play for the later ones (it casts no vote), and the
+final score is the product of the stage scores.
+"""
+
+import collections
+import dataclasses
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from selfimprove_jax.tasks import Task
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Candidates:
+  """K decoded completions per prompt, with what the sampler reported for each."""
+  prompts: Sequence[str]  # N
+  completions: Sequence[Sequence[str]]  # N x K answer strings, cut at EOS
+  finished: np.ndarray  # [N, K] bool, the completion ended with EOS
+  mean_logprob: np.ndarray  # [N, K] mean log p(token) over the completion, EOS included
+
+  def __post_init__(self):
+    n, k = self.finished.shape
+    if len(self.prompts) != n or any(len(row) != k for row in self.completions):
+      raise ValueError(f"candidates need {n} prompts with {k} completions each")
+
+  @property
+  def shape(self) -> tuple[int, int]:
+    return self.finished.shape
+
+  def initially_valid(self) -> np.ndarray:
+    nonempty = np.array([[len(c) > 0 for c in row] for row in self.completions], bool)
+    return self.finished & nonempty.reshape(self.shape)
+
+
+Scorer = Callable[[Candidates, np.ndarray], np.ndarray]
+
+
+def vote_counts(cands: Candidates, valid: np.ndarray) -> np.ndarray:
+  """[N, K] int: how many valid completions of the same prompt give this answer (0 if invalid)."""
+  votes = np.zeros(cands.shape, np.int32)
+  for i, row in enumerate(cands.completions):
+    counts = collections.Counter(c for c, ok in zip(row, valid[i]) if ok)
+    votes[i] = [counts[c] if ok else 0 for c, ok in zip(row, valid[i])]
+  return votes
+
+
+def majority_vote(cands: Candidates, valid: np.ndarray) -> np.ndarray:
+  # Divided by all K samples, not just the valid ones: cut-off or filtered samples
+  # count as disagreement, so a filter in front can never inflate agreement.
+  return vote_counts(cands, valid) / cands.shape[1]
+
+
+def confidence(cands: Candidates, valid: np.ndarray) -> np.ndarray:
+  return np.where(valid, np.exp(np.minimum(cands.mean_logprob, 0.0)), 0.0)
+
+
+def length(task: Task) -> Scorer:
+  def score(cands: Candidates, valid: np.ndarray) -> np.ndarray:
+    out = np.zeros(cands.shape)
+    for i, (prompt, row) in enumerate(zip(cands.prompts, cands.completions)):
+      lo, hi = task.answer_lengths(prompt)
+      out[i] = [lo <= len(c) <= hi for c in row]
+    return np.where(valid, out, 0.0)
+  return score
+
+
+def verifier(task: Task, problems) -> Scorer:
+  """The ground-truth check; `problems[i]` is the problem behind prompt i."""
+  def score(cands: Candidates, valid: np.ndarray) -> np.ndarray:
+    out = np.zeros(cands.shape)
+    for i, (p, row) in enumerate(zip(problems, cands.completions)):
+      if p.prompt != cands.prompts[i]:
+        raise ValueError(f"verifier: problem {i} is {p.prompt!r}, prompt is {cands.prompts[i]!r}")
+      out[i] = [task.verify(p, c) for c in row]
+    return np.where(valid, out, 0.0)
+  return score
+
+
+SCORERS = ("majority_vote", "confidence", "length", "verifier")
+
+
+def parse(spec: str) -> list[str]:
+  """'length,majority_vote' -> ['length', 'majority_vote'], or a one-line error naming `scorer`."""
+  names = [s.strip() for s in spec.split(",")]
+  if not spec.strip() or any(n not in SCORERS for n in names):
+    raise ValueError(f"scorer must be one or more of {list(SCORERS)} joined by ',', got {spec!r}")
+  return names
+
+
+def make_scorer(spec: str, task: Task, problems=None) -> Callable[[Candidates], np.ndarray]:
+  """The composed scorer named by `spec`; `problems` (ground truth) goes to `verifier` only."""
+  stages = []
+  for name in parse(spec):
+    if name == "verifier":
+      if problems is None:
+        raise ValueError("scorer 'verifier' needs the problems' ground truth")
+      stages.append(verifier(task, problems))
+    elif name == "length":
+      stages.append(length(task))
+    else:
+      stages.append({"majority_vote": majority_vote, "confidence": confidence}[name])
+  return lambda cands: compose(cands, stages)
+
+
+def compose(cands: Candidates, stages: Sequence[Scorer]) -> np.ndarray:
+  valid = cands.initially_valid()
+  score = np.ones(cands.shape)
+  for stage in stages:
+    s = stage(cands, valid)
+    score *= s
+    valid &= s > 0
+  return np.where(valid, score, 0.0)
+
+
+def self_consistency(cands: Candidates) -> float:
+  """Mean over prompts of the largest share of samples agreeing on one answer (no ground truth)."""
+  return float(np.mean(np.max(majority_vote(cands, cands.initially_valid()), axis=1)))

@@ -1,0 +1,73 @@
+import numpy as np
+import pytest
+
+from selfimprove_jax import scoring
+from selfimprove_jax.tasks import Problem, get_task
+
+TASK = get_task("reverse_addition")
+
+
+def cands(prompts, completions, finished=None, logprob=None):
+  n, k = len(completions), len(completions[0])
+  finished = np.ones((n, k), bool) if finished is None else np.array(finished)
+  logprob = np.zeros((n, k)) if logprob is None else np.array(logprob, float)
+  return scoring.Candidates(prompts=prompts, completions=completions, finished=finished,
+                            mean_logprob=logprob)
+
+
+def test_majority_vote_is_the_share_of_all_samples_agreeing():
+  c = cands(["1+1=", "5+5="], [["2", "2", "3", "2"], ["01", "01", "1", "0"]])
+  np.testing.assert_allclose(scoring.make_scorer("majority_vote", TASK)(c),
+                             [[0.75, 0.75, 0.25, 0.75], [0.5, 0.5, 0.25, 0.25]])
+
+
+def test_ties_score_equal_and_cut_off_or_empty_answers_get_no_vote():
+  # Two answers with two votes each tie; the empty answer and the unfinished one
+  # (no EOS) are not answers and count as disagreement, not as votes.
+  c = cands(["3+4="], [["7", "7", "8", "8", "", "7"]],
+            finished=[[True, True, True, True, True, False]])
+  np.testing.assert_allclose(scoring.make_scorer("majority_vote", TASK)(c),
+                             [[2 / 6, 2 / 6, 2 / 6, 2 / 6, 0, 0]])
+  assert scoring.self_consistency(c) == pytest.approx(2 / 6)
+
+
+def test_confidence_is_mean_token_probability():
+  c = cands(["1+1="], [["2", "3", ""]], logprob=[[np.log(0.9), np.log(0.2), 0.0]])
+  np.testing.assert_allclose(scoring.make_scorer("confidence", TASK)(c), [[0.9, 0.2, 0.0]])
+
+
+def test_length_accepts_the_plausible_digit_counts_only():
+  # 3-digit operands: the sum has 3 or 4 digits.
+  c = cands(["123+456="], [["579", "5791", "57", "57911"]])
+  np.testing.assert_allclose(scoring.make_scorer("length", TASK)(c), [[1, 1, 0, 0]])
+
+
+def test_length_then_majority_vote_removes_implausible_voters():
+  c = cands(["123+456="], [["57", "57", "57", "579", "579"]])
+  np.testing.assert_allclose(scoring.make_scorer("majority_vote", TASK)(c),
+                             [[0.6, 0.6, 0.6, 0.4, 0.4]])
+  np.testing.assert_allclose(scoring.make_scorer("length,majority_vote", TASK)(c),
+                             [[0, 0, 0, 0.4, 0.4]])
+
+
+def test_verifier_is_the_only_scorer_that_sees_the_answers():
+  problems = [Problem("1+2=", "3", 1)]
+  c = cands(["1+2="], [["3", "4", "3"]])
+  np.testing.assert_allclose(scoring.make_scorer("verifier", TASK, problems)(c), [[1, 0, 1]])
+  # The self-scorers give the same scores with or without ground truth at hand.
+  for spec in ("majority_vote", "confidence", "length", "length,majority_vote"):
+    np.testing.assert_array_equal(scoring.make_scorer(spec, TASK, problems)(c),
+                                  scoring.make_scorer(spec, TASK)(c))
+  with pytest.raises(ValueError, match="needs the problems' ground truth"):
+    scoring.make_scorer("verifier", TASK)
+
+
+@pytest.mark.parametrize("spec", ["", "vote", "length,,majority_vote", "length;verifier"])
+def test_bad_scorer_names_the_field_and_the_choices(spec):
+  with pytest.raises(ValueError, match=r"^scorer must be one or more of \['majority_vote'"):
+    scoring.parse(spec)
+
+
+def test_candidates_shape_mismatch_is_refused():
+  with pytest.raises(ValueError, match="2 prompts with 2 completions"):
+    cands(["a=", "b="], [["a", "a"], ["b"]], finished=np.ones((2, 2), bool))
