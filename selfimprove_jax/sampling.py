@@ -87,11 +87,12 @@ def method_from_config(temperature: float, top_k: int = 0, top_p: float = 1.0):
 
 @struct.dataclass(kw_only=True)
 class DecodeState:
-  cache: list  # per layer LayerCache, [B, S, H, D]
+  cache: list  # per layer LayerCache, [B, H, S, D]
   last: jax.Array  # [B] the token to feed next
   step: jax.Array  # [] int32 how many tokens have been generated
   tokens: jax.Array  # [B, N] generated tokens, PAD after EOS
   logprobs: jax.Array  # [B, N] log p(token) under the model, 0 after EOS
+  entropies: jax.Array  # [B, N] entropy of the model's next-token distribution, 0 after EOS
   done: jax.Array  # [B] bool, row has emitted EOS (or is batch padding)
 
 
@@ -101,6 +102,7 @@ class SampleOutput:
   # [B, N] float32 log p(token) under the model itself (temperature 1, before
   # top-k/top-p), so confidence scores do not depend on how we sampled.
   logprobs: np.ndarray
+  entropies: np.ndarray  # [B, N] float32 entropy (nats) of that same distribution at each step
   lengths: np.ndarray  # [B] int32 generated tokens, the EOS included
   done: np.ndarray  # [B] bool, the row ended with EOS (else it hit max_new_tokens)
 
@@ -120,17 +122,19 @@ def _generate(apply_fn, method, max_new_tokens, params, cache, prompts, pad_len,
   def choose(logits, step):
     step_keys = jax.vmap(jax.random.fold_in, in_axes=(0, None))(keys, step)
     token = method(logits, step_keys)
-    logprob = jnp.take_along_axis(jax.nn.log_softmax(logits), token[:, None], axis=-1)[:, 0]
-    return token, logprob
+    log_p = jax.nn.log_softmax(logits)  # [B, V]
+    logprob = jnp.take_along_axis(log_p, token[:, None], axis=-1)[:, 0]
+    entropy = -jnp.sum(jnp.exp(log_p) * log_p, axis=-1)
+    return token, logprob, entropy
 
   def record(state, logits):
-    token, logprob = choose(logits, state.step)
+    token, logprob, entropy = choose(logits, state.step)
     token = jnp.where(state.done, PAD, token)
-    logprob = jnp.where(state.done, 0.0, logprob)
     return state.replace(
         last=token, step=state.step + 1,
         tokens=state.tokens.at[:, state.step].set(token),
-        logprobs=state.logprobs.at[:, state.step].set(logprob),
+        logprobs=state.logprobs.at[:, state.step].set(jnp.where(state.done, 0.0, logprob)),
+        entropies=state.entropies.at[:, state.step].set(jnp.where(state.done, 0.0, entropy)),
         done=state.done | (token == EOS))
 
   # Prefill: every prompt slot at once; a slot sees itself, earlier slots, no padding.
@@ -143,7 +147,8 @@ def _generate(apply_fn, method, max_new_tokens, params, cache, prompts, pad_len,
   state = DecodeState(
       cache=cache, last=jnp.zeros((B,), jnp.int32), step=jnp.zeros((), jnp.int32),
       tokens=jnp.full((B, max_new_tokens), PAD, jnp.int32),
-      logprobs=jnp.zeros((B, max_new_tokens), jnp.float32), done=~active)
+      logprobs=jnp.zeros((B, max_new_tokens), jnp.float32),
+      entropies=jnp.zeros((B, max_new_tokens), jnp.float32), done=~active)
   state = record(state, logits[:, -1])
 
   def keep_going(state):
@@ -159,7 +164,7 @@ def _generate(apply_fn, method, max_new_tokens, params, cache, prompts, pad_len,
   state = jax.lax.while_loop(keep_going, decode_one, state)
   lengths = jnp.where(state.done & active,
                       jnp.argmax(state.tokens == EOS, axis=-1) + 1, state.step).astype(jnp.int32)
-  return state.cache, (state.tokens, state.logprobs, lengths, state.done & active)
+  return state.cache, (state.tokens, state.logprobs, state.entropies, lengths, state.done & active)
 
 
 def _round_up(n: int, multiple: int) -> int:
@@ -193,7 +198,7 @@ class Sampler:
     rows = P(sharding.DATA)
     self._step = sharding.data_parallel(
         per_device, mesh, in_specs=(P(), rows, rows, rows, rows, rows),
-        out_specs=(rows, (rows, rows, rows, rows)), donate_argnums=1)
+        out_specs=(rows, (rows,) * 5), donate_argnums=1)
     self._caches = {}  # (batch, slots) -> cache buffers, handed back after each call
 
   @classmethod
@@ -234,6 +239,6 @@ class Sampler:
     inputs = sharding.shard_batch((tokens, pad_len, active, jax.device_get(keys)), self.mesh)
     cache, outputs = self._step(params, cache, *inputs)
     self._caches[(batch, slots)] = cache
-    out_tokens, logprobs, lengths, done = sharding.to_host(outputs)
-    return SampleOutput(tokens=out_tokens[:n], logprobs=logprobs[:n], lengths=lengths[:n],
-                        done=done[:n])
+    out_tokens, logprobs, entropies, lengths, done = sharding.to_host(outputs)
+    return SampleOutput(tokens=out_tokens[:n], logprobs=logprobs[:n], entropies=entropies[:n],
+                        lengths=lengths[:n], done=done[:n])

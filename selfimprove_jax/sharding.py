@@ -55,18 +55,21 @@ def replicate(tree, mesh):
 
 
 def shard_batch(tree, mesh):
-  """Splits host arrays along their leading (batch) axis across the mesh.
+  """Splits a global batch of host arrays along the leading axis across the mesh.
 
-  Each process passes its own rows; the result is one global array. With a
-  single process that is simply the whole batch.
+  Every process passes the same global batch (the loop draws it from the same
+  seeded generator everywhere) and contributes the rows its own devices hold.
+  With a single process that is simply the whole batch.
   """
   sharding = NamedSharding(mesh, P(DATA))
+  process, processes = jax.process_index(), jax.process_count()
 
   def put(x):
     x = np.asarray(x)
-    global_rows = x.shape[0] * jax.process_count()
-    check_divisible(global_rows, mesh, field="global batch")
-    return jax.make_array_from_process_local_data(sharding, x)
+    check_divisible(x.shape[0], mesh, field="global batch")
+    rows = x.shape[0] // processes
+    return jax.make_array_from_process_local_data(sharding, x[process * rows:(process + 1) * rows],
+                                                  x.shape)
 
   return jax.tree.map(put, tree)
 

@@ -138,3 +138,21 @@ def make_steps(graphdef, tx, mesh):
       lambda params, batch: eval_step(graphdef, params, batch), mesh,
       in_specs=(P(), rows), out_specs=P())
   return train, evaluate
+
+
+def make_ensemble_train_step(graphdef, tx, mesh):
+  """The train step for E models stacked on a leading axis of the state, all
+  trained on the same batches: `jax.vmap` over the members inside each device's
+  step, so an ensemble of independently seeded models costs one program, not
+  E processes. The pmeans inside are over devices, once per member."""
+  per_member = lambda state, batch: train_step(graphdef, tx, state, batch)
+  return sharding.data_parallel(
+      lambda state, batch: jax.vmap(per_member, in_axes=(0, None))(state, batch), mesh,
+      in_specs=(P(), P(DATA)), out_specs=(P(), P()), donate_argnums=0)
+
+
+def init_ensemble(cfg: model_lib.ModelConfig, seeds, tx: optax.GradientTransformation):
+  """(graphdef, TrainState with every leaf stacked [E, ...]), member e initialized from seeds[e]."""
+  members = [model_lib.create(cfg, seed=int(s)) for s in seeds]
+  params = jax.tree.map(lambda *xs: jnp.stack(xs), *[p for _, p in members])
+  return members[0][0], jax.vmap(lambda p: init_state(p, tx))(params)

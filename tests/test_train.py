@@ -97,3 +97,28 @@ def test_schedules_warm_up_and_end_where_expected(schedule):
   assert float(lr(100)) == pytest.approx(end, abs=1e-6)
   if schedule == "wsd":
     assert float(lr(80)) == pytest.approx(1.0) and float(lr(90)) == pytest.approx(0.5)
+
+
+def test_an_ensemble_step_trains_each_member_as_if_alone(mesh8):
+  """vmap over members inside the data-parallel step = separate models, one program."""
+  batch = sharding.shard_batch(data.make_batch(TOK, *problems()), mesh8)
+  tx = train_lib.make_optimizer(train_lib.OptimizerConfig(warmup_steps=0, total_steps=100))
+  graphdef, ensemble = train_lib.init_ensemble(CFG, [3, 4], tx)
+  ensemble = sharding.replicate(ensemble, mesh8)
+  step = train_lib.make_ensemble_train_step(graphdef, tx, mesh8)
+  for _ in range(2):
+    sharding.wait(ensemble, mesh8)
+    ensemble, metrics = step(ensemble, batch)
+  assert metrics["loss"].shape == (2,)
+  single_step, _ = train_lib.make_steps(graphdef, tx, mesh8)
+  for member, seed in enumerate([3, 4]):
+    state = sharding.replicate(train_lib.init_state(model_lib.create(CFG, seed=seed)[1], tx), mesh8)
+    for _ in range(2):
+      sharding.wait(state, mesh8)
+      state, _ = single_step(state, batch)
+    for a, b in zip(jax.tree.leaves(jax.device_get(state.params)),
+                    jax.tree.leaves(jax.device_get(ensemble.params))):
+      np.testing.assert_allclose(a, b[member], atol=1e-5)
+  # Different seeds really are different models.
+  first = jax.tree.leaves(jax.device_get(ensemble.params))[0]
+  assert not np.allclose(first[0], first[1])
