@@ -1,9 +1,13 @@
-"""The CPU demo: learn reverse addition on 1-5 digits, then test on up to 8 digits.
+"""The CPU demo: string reversal learned on 1-5 letters, extended to 8 by self-labelling.
 
-  python -m selfimprove_jax.main --workdir=/tmp/selfimprove_default
+  python -m selfimprove_jax.main --workdir=/tmp/selfimprove_demo
 
-Takes about 7 minutes on 2 CPU cores (2,000 steps at ~0.2 s) and prints accuracy per
-digit count: about 1.0 at 1-3 digits, 0.9 at 4, 0.6 at 5, ~0 at 6-8 (see README).
+Generation 0 trains three independently seeded models on ground-truth
+reversals of 1-5 letter strings. Each later generation has them answer longer
+strings, keeps the answers of the right length on which at least half of their
+12 pooled samples agree, trains all three on those, and measures accuracy
+against ground truth. Takes 8-10 minutes on 2 CPU cores; accuracy at 8 letters goes
+from 0.02 after generation 0 to 0.91 after generation 4 (see README).
 """
 
 import ml_collections
@@ -12,40 +16,66 @@ import ml_collections
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   del arg
   c = ml_collections.ConfigDict()
-  # One root seed: model init, data draws and sampling keys all fold from it.
+  # One root seed: model init, data, sampling and batch draws all fold from it.
   c.seed = 0
   # Which procedural task (see selfimprove_jax/tasks.py).
-  c.task = "reverse_addition"
+  # String reversal: learned in a few hundred CPU steps, and like reverse addition
+  # it reaches only partway past the lengths it was taught.
+  c.task = "reversal"
+  # Self-improvement generations after generation 0 (ground truth only).
+  c.generations = 4
+  # How to grade samples without the answer, composed left to right (scoring.py):
+  # drop answers of implausible length, then score by agreement among the samples.
+  c.scorer = "length,majority_vote"
+  # What each generation trains on: "accumulate" (ground truth + all kept labels),
+  # "replace" (the newest labels only) or "mix" (newest labels + data.mix_fraction truth).
+  # "mix" gives the new labels half of every batch, so a few hundred steps learn them.
+  c.data_policy = "mix"
+  # Independently seeded models trained side by side (jax.vmap); their samples
+  # are pooled for majority_vote. A lone model's mistakes repeat across its own
+  # samples (kept-label precision fell to 0.3 in our runs); three models' differ.
+  c.ensemble_size = 3
 
   c.model = ml_collections.ConfigDict()
-  # Four layers is the smallest depth that learned reverse addition in our CPU probes.
+  # Small enough to train three of in minutes on a CPU.
   c.model.num_layers = 4
-  c.model.embed_dim = 128
+  c.model.embed_dim = 64
   c.model.num_heads = 4
   # SwiGLU hidden width (4x embed_dim).
-  c.model.mlp_dim = 512
+  c.model.mlp_dim = 256
   # No positional encoding: the causal mask alone lets the model count (NoPE),
-  # which generalizes to longer operands better than RoPE (Lee et al. 2025).
+  # which extends to longer operands where RoPE does not (Lee et al. 2025).
   c.model.pos_encoding = "none"
   # float32 on CPU; bfloat16 on accelerators.
   c.model.dtype = "float32"
 
   c.data = ml_collections.ConfigDict()
-  # Ground-truth training data covers these difficulties (digits per operand).
+  # Ground-truth ("human") data covers these difficulties (string lengths here).
   c.data.min_difficulty = 1
   c.data.max_difficulty = 5
+  # Problems in the ground-truth TFDS split.
+  c.data.train_size = 10_000
+  # data_policy="mix": the share of every batch that is ground truth.
+  c.data.mix_fraction = 0.5
+  # Where the TFDS datasets are built; "" means <workdir>/tfds.
+  c.data.dir = ""
 
   c.train = ml_collections.ConfigDict()
   # Global batch, split across devices; must be a multiple of the device count.
   c.train.batch_size = 64
-  c.train.steps = 2000
+  # Generation 0's steps on ground truth, then each later generation's steps.
+  c.train.steps = 800
+  c.train.steps_per_generation = 200
+  # "continue" from the last generation's weights, or "restart" from generation 0's (ReST-EM).
+  c.train.init = "continue"
   c.train.log_every = 50
 
   c.optimizer = ml_collections.ConfigDict()
+  # Each generation gets a fresh AdamW and schedule over its own steps.
   c.optimizer.learning_rate = 1e-3
   # "cosine" (warmup then cosine to 10%), "wsd" (warmup-stable-decay) or "constant".
   c.optimizer.schedule = "cosine"
-  c.optimizer.warmup_steps = 100
+  c.optimizer.warmup_steps = 50
   # Decoupled AdamW decay, applied to weight matrices only.
   c.optimizer.weight_decay = 0.1
   c.optimizer.b1 = 0.9
@@ -53,8 +83,44 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   # Clip the global gradient norm; 0 turns clipping off.
   c.optimizer.grad_clip = 1.0
 
+  c.sample = ml_collections.ConfigDict()
+  # Fresh problems labelled per generation, and samples drawn for each.
+  c.sample.prompts_per_generation = 512
+  c.sample.samples_per_prompt = 4
+  # Sampling temperature (0: greedy); top_k 0 and top_p 1 mean no truncation.
+  c.sample.temperature = 1.0
+  c.sample.top_k = 0
+  c.sample.top_p = 1.0
+  # Sequences per sampler call: bounds the KV cache and paces the progress bar.
+  c.sample.rows_per_call = 2048
+
+  c.filter = ml_collections.ConfigDict()
+  # Keep a completion whose score reaches this: with majority vote, the share of
+  # samples that agree on it (0.5 of 3 models x 4 samples: at least 6 agree).
+  c.filter.threshold = 0.5
+  # "best": at most one label per prompt; "threshold": every completion that passes.
+  c.filter.keep = "best"
+  # Train on each distinct (prompt, completion) once.
+  c.filter.dedupe = True
+
+  c.curriculum = ml_collections.ConfigDict()
+  # Advance the frontier when the samples at frontier+1 agreed this much on
+  # average ("self_consistency"), or when enough prompts kept a label
+  # ("kept_fraction"), or every generation ("always").
+  c.curriculum.gate = "self_consistency"
+  # Past the frontier a fresh model agrees with itself less than half the time.
+  c.curriculum.gate_threshold = 0.4
+  # Difficulties labelled per generation, starting just past the frontier.
+  c.curriculum.window = 1
+
   c.eval = ml_collections.ConfigDict()
-  # Accuracy is measured at every difficulty from 1 to this.
+  # Greedy accuracy against ground truth at every difficulty from 1 to this.
   c.eval.max_difficulty = 8
   c.eval.per_difficulty = 128
+
+  c.checkpoint = ml_collections.ConfigDict()
+  # Save training progress inside a generation this often (0: only at its end).
+  c.checkpoint.every_steps = 500
+  # Generation checkpoints to keep (0: all).
+  c.checkpoint.max_to_keep = 0
   return c

@@ -12,7 +12,8 @@ import jax
 from absl import app, flags
 from ml_collections import config_flags
 
-from selfimprove_jax import supervised
+from selfimprove_jax import loop
+from selfimprove_jax.experiment import UserError
 
 _DEFAULT_CONFIG = str(Path(__file__).resolve().parents[1] / "configs" / "default.py")
 
@@ -24,11 +25,15 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for logs and results.
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+  # Orbax (several lines per checkpoint) and JAX (backend probing) speak up only
+  # for warnings; the loop's own messages stay.
+  for name in ("absl", "jax"):
+    logging.getLogger(name).setLevel(logging.WARNING)
   logging.info("JAX %s: process %d of %d, %d devices (%s)", jax.__version__, jax.process_index(),
                jax.process_count(), jax.device_count(), jax.devices()[0].platform)
   try:
-    supervised.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
-  except ValueError as e:  # user errors (config, files) arrive as one readable line
+    loop.run(_CONFIG.value, _WORKDIR.value)
+  except UserError as e:  # config, workdir or file mistakes arrive as one readable line
     sys.exit(f"error: {e}")
 
 

@@ -1,0 +1,215 @@
+"""Everything fixed for one run of the loop, checked before any compute.
+
+`build(config, workdir)` validates every config field (a bad one is a one-line
+ValueError naming it), then opens the workdir, builds or opens the TFDS data,
+initializes the ensemble and makes the jitted steps. `Setup` carries all of it
+to the loop's stages, which therefore take (setup, state, key) and nothing
+hidden.
+"""
+
+import dataclasses
+import functools
+import json
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from selfimprove_jax import checkpoint, curriculum, data, filtering, sampling, scoring, sharding
+from selfimprove_jax import model as model_lib
+from selfimprove_jax import train as train_lib
+from selfimprove_jax.filtering import Example, Mixture, Source
+from selfimprove_jax.tasks import Task, get_task
+from selfimprove_jax.tokenizer import CharTokenizer
+
+TRAIN_INIT = ("continue", "restart")
+
+
+class UserError(ValueError):
+  """A mistake in the config, the workdir or a file in it: reported as one line, no traceback."""
+# Fields a resumed run may change; any other difference means another experiment.
+_RESUMABLE_CHANGES = ("generations", "train.log_every", "checkpoint.every_steps")
+
+
+def check(config: ml_collections.ConfigDict, mesh) -> None:
+  """Raises ValueError naming the first bad field; touches no data and runs nothing."""
+  get_task(config.task)
+  scoring.parse(config.scorer)
+  if config.data_policy not in filtering.POLICIES:
+    raise ValueError(f"data_policy must be one of {list(filtering.POLICIES)}, "
+                     f"got {config.data_policy!r}")
+  if config.filter.keep not in filtering.KEEP:
+    raise ValueError(f"filter.keep must be one of {list(filtering.KEEP)}, got {config.filter.keep!r}")
+  curriculum.gate_value(config.curriculum.gate, 0.0, 0.0)
+  if config.train.init not in TRAIN_INIT:
+    raise ValueError(f"train.init must be one of {list(TRAIN_INIT)}, got {config.train.init!r}")
+  for field in ("filter.threshold", "curriculum.gate_threshold", "data.mix_fraction"):
+    section, name = field.split(".")
+    value = config[section][name]
+    if not 0 <= value <= 1:
+      raise ValueError(f"{field} must be in [0, 1], got {value}")
+  for field in ("ensemble_size", "data.train_size", "train.batch_size", "train.steps",
+                "train.steps_per_generation", "train.log_every", "sample.prompts_per_generation",
+                "sample.samples_per_prompt", "sample.rows_per_call", "curriculum.window",
+                "eval.per_difficulty"):
+    value = config
+    for part in field.split("."):
+      value = value[part]
+    if value <= 0:
+      raise ValueError(f"{field} must be a positive integer, got {value}")
+  if config.generations < 0:
+    raise ValueError(f"generations must be >= 0, got {config.generations}")
+  if config.train.init == "restart" and config.checkpoint.max_to_keep:
+    raise ValueError("train.init='restart' reloads generation 0's checkpoint every generation; "
+                     "set checkpoint.max_to_keep=0 so that it is kept")
+  if config.checkpoint.every_steps < 0:
+    raise ValueError(f"checkpoint.every_steps must be >= 0 (0: per generation only), "
+                     f"got {config.checkpoint.every_steps}")
+  if config.sample.temperature < 0:
+    raise ValueError(f"sample.temperature must be >= 0 (0: greedy), got {config.sample.temperature}")
+  if config.sample.top_k < 0:
+    raise ValueError(f"sample.top_k must be >= 0 (0: no limit), got {config.sample.top_k}")
+  if not 0 < config.sample.top_p <= 1:
+    raise ValueError(f"sample.top_p must be in (0, 1], got {config.sample.top_p}")
+  lo, hi = config.data.min_difficulty, config.data.max_difficulty
+  if not 1 <= lo <= hi <= config.eval.max_difficulty:
+    raise ValueError("need 1 <= data.min_difficulty <= data.max_difficulty <= "
+                     f"eval.max_difficulty, got {lo}, {hi}, {config.eval.max_difficulty}")
+  opt = train_lib.OptimizerConfig(**config.optimizer)
+  if opt.schedule not in train_lib.SCHEDULES:
+    raise ValueError(f"optimizer.schedule must be one of {list(train_lib.SCHEDULES)}, "
+                     f"got {opt.schedule!r}")
+  if opt.learning_rate <= 0:
+    raise ValueError(f"optimizer.learning_rate must be positive, got {opt.learning_rate}")
+  model_lib.ModelConfig(vocab_size=CharTokenizer().vocab_size, **config.model)
+  sharding.check_divisible(config.train.batch_size, mesh, field="train.batch_size")
+
+
+def _flat(d: dict, prefix: str = "") -> dict:
+  out = {}
+  for k, v in d.items():
+    if isinstance(v, dict):
+      out.update(_flat(v, f"{prefix}{k}."))
+    else:
+      out[f"{prefix}{k}"] = v
+  return out
+
+
+def check_same_experiment(config: ml_collections.ConfigDict, workdir: Path) -> None:
+  """A workdir holds one experiment: resuming it with other settings is refused."""
+  path = workdir / "config.json"
+  current = json.loads(config.to_json_best_effort())
+  if not path.exists():
+    path.write_text(json.dumps(current, indent=1))
+    return
+  try:
+    saved = _flat(json.loads(path.read_text()))
+  except json.JSONDecodeError:
+    raise ValueError(f"{path} is not valid JSON; restore it or use a new --workdir") from None
+  for field, value in _flat(current).items():
+    if field not in _RESUMABLE_CHANGES and saved.get(field) != value:
+      raise ValueError(f"workdir {workdir} holds a run with {field}={saved.get(field)!r}, "
+                       f"not {value!r}; use a new --workdir or the original settings")
+  path.write_text(json.dumps(current, indent=1))  # e.g. a raised `generations`
+
+
+@dataclasses.dataclass(eq=False)
+class Setup:
+  config: ml_collections.ConfigDict
+  workdir: Path
+  task: Task
+  tok: CharTokenizer
+  model_cfg: model_lib.ModelConfig
+  mesh: jax.sharding.Mesh
+  graphdef: object
+  root_key: jax.Array
+  ground_truth: Source  # the TFDS train split, read by index
+  eval_problems: list  # the TFDS eval split, in memory
+  checkpoints: checkpoint.Checkpoints
+  initial_train: train_lib.TrainState  # generation 0's starting point, [E, ...] leaves
+  sample_method: object
+  _samplers: dict = dataclasses.field(default_factory=dict)
+  _steps: dict = dataclasses.field(default_factory=dict)
+
+  def optimizer(self, generation: int):
+    steps = self.config.train.steps if generation == 0 else self.config.train.steps_per_generation
+    return train_lib.make_optimizer(
+        train_lib.OptimizerConfig(total_steps=steps, **self.config.optimizer))
+
+  def train_step(self, generation: int):
+    """Generation 0 and the later ones differ in schedule length, so in their step."""
+    which = min(generation, 1)
+    if which not in self._steps:
+      self._steps[which] = train_lib.make_ensemble_train_step(
+          self.graphdef, self.optimizer(generation), self.mesh)
+    return self._steps[which]
+
+  def fresh_optimizer(self, params, generation: int) -> train_lib.TrainState:
+    tx = self.optimizer(generation)
+    params = jax.device_get(params)  # initialized on the host, then placed on every device
+    return sharding.replicate(jax.vmap(lambda p: train_lib.init_state(p, tx))(params), self.mesh)
+
+  def sampler(self, method, max_new_tokens: int) -> sampling.Sampler:
+    key = (method, max_new_tokens)
+    if key not in self._samplers:
+      self._samplers[key] = sampling.Sampler.for_model(
+          self.graphdef, self.model_cfg, self.mesh, max_new_tokens=max_new_tokens, method=method)
+    return self._samplers[key]
+
+  def max_answer_tokens(self, problems) -> int:
+    # The longest plausible answer, one character of slack to see overruns, and EOS.
+    return max(self.task.answer_lengths(p.prompt)[1] for p in problems) + 2
+
+  def seq_len(self, mixture: Mixture) -> int:
+    longest = max(s.longest for s in mixture.sources) + 1  # BOS ... EOS, inputs drop one
+    return -(-longest // data.LENGTH_BUCKET) * data.LENGTH_BUCKET
+
+  def arrays(self, train_state) -> dict:
+    """What a checkpoint holds as arrays: the train state and the root key."""
+    return dict(train=train_state, rng=jax.random.key_data(self.root_key))
+
+
+def _ground_truth_source(task: Task, problems, max_difficulty: int) -> Source:
+  example = task.generate(np.random.default_rng(0), max_difficulty)
+  longest = len(example.prompt) + task.answer_lengths(example.prompt)[1]
+  get = lambda idx: [Example(p.prompt, p.answer, p.difficulty, 0) for p in problems[idx]]
+  return Source("ground_truth", len(problems), get, longest)
+
+
+def build(config: ml_collections.ConfigDict, workdir: str | Path) -> Setup:
+  mesh = sharding.make_mesh()
+  workdir = Path(workdir).resolve()
+  try:
+    check(config, mesh)
+    if workdir.exists() and not workdir.is_dir():
+      raise ValueError(f"--workdir {workdir} exists and is not a directory")
+    workdir.mkdir(parents=True, exist_ok=True)
+    check_same_experiment(config, workdir)
+  except ValueError as e:
+    raise UserError(str(e)) from None
+
+  from selfimprove_jax import datasets  # tensorflow_datasets loads here, not with the package
+  task, tok = get_task(config.task), CharTokenizer()
+  splits = datasets.load(datasets.make_config(
+      config.task, config.seed, (config.data.min_difficulty, config.data.max_difficulty),
+      config.data.train_size, (1, config.eval.max_difficulty), config.eval.per_difficulty),
+      config.data.dir or workdir / "tfds")
+
+  model_cfg = model_lib.ModelConfig(vocab_size=tok.vocab_size, **config.model)
+  # Member e of the ensemble starts from its own seed; member 0 from `seed` itself.
+  seeds = [config.seed + 1_000_003 * e for e in range(config.ensemble_size)]
+  setup = Setup(
+      config=config, workdir=workdir, task=task, tok=tok, model_cfg=model_cfg, mesh=mesh,
+      graphdef=None, root_key=jax.random.key(config.seed),
+      ground_truth=_ground_truth_source(task, splits["train"], config.data.max_difficulty),
+      eval_problems=splits["eval"].all(),
+      checkpoints=checkpoint.Checkpoints(workdir, every_steps=config.checkpoint.every_steps,
+                                         max_to_keep=config.checkpoint.max_to_keep or None),
+      initial_train=None,
+      sample_method=sampling.method_from_config(config.sample.temperature, config.sample.top_k,
+                                                config.sample.top_p))
+  setup.graphdef, initial = train_lib.init_ensemble(model_cfg, seeds, setup.optimizer(0))
+  setup.initial_train = sharding.replicate(initial, mesh)
+  return setup

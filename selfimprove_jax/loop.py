@@ -1,0 +1,371 @@
+"""The self-improvement loop.
+
+Generation 0 trains on ground truth. Every later generation g runs
+
+  sample -> score -> filter -> data -> train -> evaluate -> checkpoint
+
+Each stage is a function of the loop's named state (`LoopState`) and of keys
+derived from the one root seed: `fold_in(fold_in(root, g), stage)`, then the
+step (numpy draws use `default_rng([seed, g, stage, step])`). A run resumed from
+any checkpoint therefore draws exactly what an uninterrupted run draws.
+
+Ground truth enters in two places only: generation 0's training data, and
+measurement (accuracy, and how many kept self-labels are really right), which
+is written down and never fed back. The `verifier` scorer is the exception
+that proves the rule: it is the "paths that work" mode, and it says so.
+"""
+
+import contextlib
+import dataclasses
+import json
+import logging
+import os
+import time
+from pathlib import Path
+
+import jax
+import ml_collections
+import numpy as np
+from tqdm import tqdm
+
+from selfimprove_jax import checkpoint, curriculum, data, evaluate, filtering, report, scoring
+from selfimprove_jax import model as model_lib
+from selfimprove_jax import sampling, sharding
+from selfimprove_jax import train as train_lib
+from selfimprove_jax.curriculum import Curriculum
+from selfimprove_jax.filtering import Example, Mixture, Source
+from selfimprove_jax.experiment import Setup, UserError, build
+
+SAMPLE, TRAIN, EVALUATE = 1, 2, 3  # stage ids folded into the generation's key
+
+
+@dataclasses.dataclass(frozen=True)
+class LoopState:
+  generation: int  # the last finished generation (-1 before generation 0)
+  curriculum: Curriculum
+  train: train_lib.TrainState  # every leaf [E, ...]: the ensemble's E models
+  label_files: tuple[str, ...]  # examples files of generations 1..generation, workdir-relative
+
+
+def _member(params, e: int):
+  return jax.tree.map(lambda x: x[e], params)
+
+
+def _writer() -> bool:
+  """Logs and plots are appended by process 0 alone; per-generation files are
+  written whole (atomically, identically) by every process, which all read them."""
+  return jax.process_index() == 0
+
+
+def _atomic_write(path: Path, text: str) -> None:
+  tmp = path.with_name(path.name + ".tmp")
+  tmp.write_text(text)
+  os.replace(tmp, path)  # a crash leaves the old file or the new one, never half of one
+
+
+# ----------------------------------------------------------------------------
+# Stages.
+
+
+def sample_stage(setup: Setup, state: LoopState, key):
+  """K samples from each ensemble member for fresh problems just past the frontier."""
+  cfg = setup.config.sample
+  g = state.generation + 1
+  difficulties = state.curriculum.next_difficulties()
+  rng = np.random.default_rng([setup.config.seed, g, SAMPLE])
+  problems = setup.task.batch(rng, np.resize(difficulties, cfg.prompts_per_generation))
+  k, members = cfg.samples_per_prompt, setup.config.ensemble_size
+  # Prompt i's samples are rows i*K .. i*K+K-1 of each member's calls.
+  rows = [t for t in data.prompt_tokens(setup.tok, [p.prompt for p in problems]) for _ in range(k)]
+  sampler = setup.sampler(setup.sample_method, setup.max_answer_tokens(problems))
+  chunks = range(0, len(rows), cfg.rows_per_call)
+  completions, finished, mean_lp, tokens, entropy = [], [], [], 0, 0.0
+  with tqdm(total=len(rows) * members, desc=f"gen {g} sample", unit="seq", leave=False) as bar:
+    for e in range(members):
+      params = _member(state.train.params, e)
+      for c, start in enumerate(chunks):
+        out = sampler(params, rows[start:start + cfg.rows_per_call],
+                      jax.random.fold_in(jax.random.fold_in(key, e), c))
+        mask = out.mask
+        completions += [setup.tok.decode(t) for t in out.tokens]
+        finished.append(out.done)
+        mean_lp.append((out.logprobs * mask).sum(1) / np.maximum(out.lengths, 1))
+        tokens += int(out.lengths.sum())
+        entropy += float((out.entropies * mask).sum())
+        bar.update(len(out.tokens))
+  n = len(problems)
+  # [E * N * K] in member-major order -> [N, E * K]
+  regroup = lambda x: np.asarray(x).reshape(members, n, k).transpose(1, 0, 2).reshape(n, members * k)
+  texts = regroup(np.array(completions, dtype=object))
+  cands = scoring.Candidates(prompts=[p.prompt for p in problems], completions=texts.tolist(),
+                             finished=regroup(np.concatenate(finished)),
+                             mean_logprob=regroup(np.concatenate(mean_lp)))
+  stats = dict(tokens_sampled=tokens, token_entropy=entropy / max(tokens, 1))
+  return problems, cands, stats
+
+
+def filter_stage(setup: Setup, g: int, problems, cands: scoring.Candidates, scores):
+  """Kept labels, plus what ground truth says about them (measurement only)."""
+  cfg = setup.config.filter
+  valid = cands.initially_valid()
+  votes = scoring.vote_counts(cands, valid)
+  kept = filtering.select(scores, cfg.threshold, cfg.keep)
+  if cfg.dedupe:
+    kept = filtering.dedupe(cands.prompts, cands.completions, kept)
+  correct = np.array([[setup.task.verify(p, c) for c in row]
+                      for p, row in zip(problems, cands.completions)]) & valid
+  rows = []
+  for i, p in enumerate(problems):
+    seen = {}
+    for j, c in enumerate(cands.completions[i]):
+      if c in seen:  # one row per distinct answer; kept if any copy was kept
+        rows[seen[c]]["kept"] |= bool(kept[i, j])
+        continue
+      seen[c] = len(rows)
+      rows.append(dict(generation=g, difficulty=p.difficulty, prompt=p.prompt, completion=c,
+                       votes=int(votes[i, j]), score=round(float(scores[i, j]), 6),
+                       kept=bool(kept[i, j]), correct=bool(correct[i, j])))
+  num_kept = int(kept.sum())
+  solvable = correct.any(axis=1)
+  stats = dict(
+      kept=num_kept,
+      kept_precision=float((kept & correct).sum() / num_kept) if num_kept else None,
+      # Of the prompts some sample answered right, the share that kept a right label.
+      kept_recall=float(((kept & correct).any(1) & solvable).sum() / solvable.sum())
+      if solvable.any() else None,
+      kept_fraction=float(kept.any(axis=1).mean()),
+      sample_accuracy=float(correct.mean()),
+      self_consistency=scoring.self_consistency(cands),
+      distinct_answers=float(np.mean([len(set(r)) for r in cands.completions])),
+  )
+  return rows, stats
+
+
+def write_labels(setup: Setup, g: int, rows, stats: dict) -> str:
+  """Writes generation g's examples file and stage metrics; returns the file's relative path."""
+  directory = setup.workdir / "generations" / f"{g:03d}"
+  directory.mkdir(parents=True, exist_ok=True)
+  _atomic_write(directory / "examples.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
+  _atomic_write(directory / "labelling.json", json.dumps(stats, indent=1))
+  return str((directory / "examples.jsonl").relative_to(setup.workdir))
+
+
+def read_labels(setup: Setup, relative: str) -> list[Example]:
+  """The kept labels of one examples file, in file order."""
+  out = []
+  with open(setup.workdir / relative) as f:
+    for line in f:
+      r = json.loads(line)
+      if r["kept"]:
+        out.append(Example(r["prompt"], r["completion"], r["difficulty"], r["generation"]))
+  return out
+
+
+def data_stage(setup: Setup, state: LoopState) -> Mixture | None:
+  kept = [Source.from_list(f, read_labels(setup, f)) for f in state.label_files]
+  return filtering.training_mixture(setup.config.data_policy, setup.ground_truth, kept,
+                                    setup.config.data.mix_fraction)
+
+
+def train_stage(setup: Setup, g: int, train_state, mixture: Mixture, *, steps: int, start: int,
+                step_fn, on_progress):
+  """Steps start..steps-1 of generation g on batches drawn from `mixture`."""
+  cfg = setup.config.train
+  seq_len = setup.seq_len(mixture)
+  tokens, metrics = 0, None
+  log = open(setup.workdir / "train_log.jsonl", "a") if _writer() else contextlib.nullcontext()
+  with log, tqdm(range(start, steps), desc=f"gen {g} train", unit="step", leave=False) as bar:
+    for step in bar:
+      rng = np.random.default_rng([setup.config.seed, g, TRAIN, step])
+      examples = mixture.draw(rng, cfg.batch_size)
+      batch = data.make_batch(setup.tok, [x.prompt for x in examples],
+                              [x.completion for x in examples], seq_len)
+      tokens += int(batch.weights.sum())
+      if metrics is not None:
+        sharding.wait(metrics, setup.mesh)  # see sharding.wait
+      train_state, metrics = step_fn(train_state, sharding.shard_batch(batch, setup.mesh))
+      if (step + 1) % cfg.log_every == 0 or step + 1 == steps:
+        m = {k: np.asarray(v).tolist() for k, v in jax.device_get(metrics).items()}
+        bar.set_postfix(loss=f"{np.mean(m['loss']):.3f}")
+        if _writer():
+          log.write(json.dumps(dict(generation=g, step=step + 1, **m)) + "\n")
+          log.flush()
+      on_progress(step + 1, train_state, tokens)
+  return train_state, tokens
+
+
+def evaluate_stage(setup: Setup, params) -> dict[int, float]:
+  """Greedy accuracy of member 0 on the fixed evaluation set, by difficulty."""
+  sampler = setup.sampler(sampling.Greedy(), setup.max_answer_tokens(setup.eval_problems))
+  graded = evaluate.grade(sampler, _member(params, 0), setup.tok, setup.task, setup.eval_problems,
+                          jax.random.key(0))
+  return evaluate.accuracy_by_difficulty(graded)
+
+
+# ----------------------------------------------------------------------------
+# One generation, and the setup.
+
+
+def generation_step(setup: Setup, state: LoopState, stop_after=None) -> tuple[LoopState, dict]:
+  g = state.generation + 1
+  key = jax.random.fold_in(setup.root_key, g)
+  ckpt, cfg = setup.checkpoints, setup.config
+  seconds, stats, labelled = {}, {}, None
+  resumed = ckpt.latest_progress(g)
+  label_files = state.label_files
+  # Log lines from an interrupted attempt at this generation are about to be redone.
+  if _writer():
+    report.trim_jsonl(setup.workdir / "train_log.jsonl", lambda r: r["generation"] < g or (
+        resumed is not None and r["step"] <= resumed))
+
+  tic = time.perf_counter()
+  if g > 0:
+    labelled = state.curriculum.next_difficulties()[0]
+    relative = str(Path("generations") / f"{g:03d}" / "examples.jsonl")
+    if resumed is not None:  # the labels were written before training started
+      stats = json.loads((setup.workdir / "generations" / f"{g:03d}" / "labelling.json").read_text())
+      seconds = stats.pop("seconds")
+    else:
+      problems, cands, stats = sample_stage(setup, state, jax.random.fold_in(key, SAMPLE))
+      seconds["sample"] = time.perf_counter() - tic
+      tic = time.perf_counter()
+      # Only `verifier` receives the problems: make_scorer hands them to nobody else.
+      scores = scoring.make_scorer(cfg.scorer, setup.task, problems)(cands)
+      seconds["score"] = time.perf_counter() - tic
+      tic = time.perf_counter()
+      rows, filter_stats = filter_stage(setup, g, problems, cands, scores)
+      stats.update(filter_stats)
+      seconds["filter"] = time.perf_counter() - tic
+      relative = write_labels(setup, g, rows, dict(stats, seconds=seconds))
+    label_files = state.label_files + (relative,)
+    tic = time.perf_counter()
+
+  mixture = (Mixture((setup.ground_truth,), (1.0,)) if g == 0 else
+             data_stage(setup, dataclasses.replace(state, label_files=label_files)))
+  seconds["data"] = time.perf_counter() - tic
+
+  tic = time.perf_counter()
+  steps = cfg.train.steps if g == 0 else cfg.train.steps_per_generation
+  step_fn = setup.train_step(g)
+  if resumed is not None:
+    arrays, meta = ckpt.restore_progress(g, resumed, like=setup.arrays(state.train))
+    train_state, start, tokens_before = arrays["train"], resumed, meta["tokens_trained"]
+    logging.info("generation %d: resuming training after step %d", g, resumed)
+  else:
+    start, tokens_before = 0, 0
+    if g == 0:
+      train_state = state.train
+    else:
+      params = state.train.params
+      if cfg.train.init == "restart":  # ReST-EM: every generation starts from gen 0
+        params = ckpt.restore_generation(0, like=setup.arrays(state.train))[0]["train"].params
+      train_state = setup.fresh_optimizer(params, g)
+
+  def on_progress(step, train_state, tokens):
+    if ckpt.due(step, steps):
+      ckpt.save_progress(g, step, setup.arrays(train_state),
+                         dict(generation=g, step=step, tokens_trained=tokens_before + tokens))
+    if stop_after == (g, step):
+      raise StopRun(f"stopped after generation {g}, step {step}")
+
+  tokens = tokens_before
+  if mixture is not None and mixture.size:
+    train_state, new_tokens = train_stage(setup, g, train_state, mixture, steps=steps, start=start,
+                                          step_fn=step_fn, on_progress=on_progress)
+    tokens += new_tokens
+  else:
+    logging.warning("generation %d: the %s policy left no data; weights unchanged", g,
+                    cfg.data_policy)
+  seconds["train"] = time.perf_counter() - tic
+
+  tic = time.perf_counter()
+  accuracy = evaluate_stage(setup, train_state.params)
+  seconds["evaluate"] = time.perf_counter() - tic
+
+  passed = None
+  if g > 0:
+    passed = curriculum.gate_passes(cfg.curriculum.gate, cfg.curriculum.gate_threshold,
+                                    stats["self_consistency"], stats["kept_fraction"])
+  new_curriculum = state.curriculum.advance(bool(passed))
+  metrics = dict(
+      generation=g, difficulty=labelled, scorer=cfg.scorer, data_policy=cfg.data_policy,
+      accuracy={str(d): a for d, a in accuracy.items()},
+      kept=stats.get("kept", 0), kept_precision=stats.get("kept_precision"),
+      kept_recall=stats.get("kept_recall"), kept_fraction=stats.get("kept_fraction"),
+      sample_accuracy=stats.get("sample_accuracy"),
+      self_consistency=stats.get("self_consistency"), gate_passed=passed,
+      frontier=new_curriculum.frontier, distinct_answers=stats.get("distinct_answers"),
+      token_entropy=stats.get("token_entropy"), tokens_sampled=stats.get("tokens_sampled", 0),
+      tokens_trained=tokens, train_examples=mixture.size if mixture else 0, seconds=seconds)
+
+  tic = time.perf_counter()
+  new_state = LoopState(generation=g, curriculum=new_curriculum, train=train_state,
+                        label_files=label_files)
+  ckpt.save_generation(g, setup.arrays(train_state), dict(
+      generation=g, frontier=new_curriculum.frontier, label_files=list(label_files),
+      metrics=metrics))
+  seconds["checkpoint"] = time.perf_counter() - tic
+  return new_state, metrics
+
+
+class StopRun(Exception):
+  """Raised by `run(stop_after=...)`: tests use it to interrupt a run where they choose."""
+
+
+def initial_state(setup: Setup) -> LoopState:
+  return LoopState(generation=-1, curriculum=Curriculum(setup.config.data.max_difficulty,
+                                                        setup.config.curriculum.window),
+                   train=setup.initial_train, label_files=())
+
+
+def restore(setup: Setup, generation: int) -> LoopState:
+  arrays, meta = setup.checkpoints.restore_generation(generation, like=setup.arrays(setup.initial_train))
+  return LoopState(generation=generation,
+                   curriculum=Curriculum(meta["frontier"], setup.config.curriculum.window),
+                   train=arrays["train"], label_files=tuple(meta["label_files"]))
+
+
+def run(config: ml_collections.ConfigDict, workdir: str, *,
+        stop_after: tuple[int, int | None] | None = None) -> list[dict]:
+  """Runs (or resumes) every generation; returns the per-generation metrics.
+
+  `stop_after=(g, step)` stops after that training step of generation g, or
+  after generation g is saved when step is None (for tests of resuming).
+  """
+  setup = build(config, workdir)
+  latest = setup.checkpoints.latest_generation()
+  try:
+    history = report.read_metrics(setup.workdir / "metrics.jsonl")
+  except ValueError as e:
+    raise UserError(str(e)) from None
+  if latest is None:
+    state = initial_state(setup)
+  else:
+    state = restore(setup, latest)
+    # Lines after the checkpoint (if any) belong to nothing saved; a missing
+    # line (a crash between checkpoint and log) comes back from the checkpoint.
+    history = [m for m in history if m["generation"] <= latest]
+    if not history or history[-1]["generation"] < latest:
+      history.append(setup.checkpoints.generation_meta(latest)["metrics"])
+    if _writer():
+      report.write_metrics(setup.workdir / "metrics.jsonl", history)
+  if state.generation >= config.generations:
+    print(f"{setup.workdir}: all {config.generations} generations are done; nothing to do.")
+    setup.checkpoints.close()
+    return history
+  if latest is not None:
+    print(f"resuming after generation {latest} in {setup.workdir}")
+
+  try:
+    for _ in range(state.generation + 1, config.generations + 1):
+      state, metrics = generation_step(setup, state, stop_after)
+      history.append(metrics)
+      if _writer():
+        report.append_metrics(setup.workdir / "metrics.jsonl", metrics)
+        print(report.table(history, trained_max=config.data.max_difficulty), flush=True)
+        report.plot(history, setup.workdir / "report.png")
+      if stop_after == (state.generation, None):
+        raise StopRun(f"stopped after generation {state.generation}")
+  finally:
+    setup.checkpoints.close()
+  return history

@@ -1,0 +1,108 @@
+"""The loop end to end on configs/tiny.py: outputs, resuming, refusing bad configs."""
+
+import json
+
+import jax
+import numpy as np
+import pytest
+
+from selfimprove_jax import config_files, loop
+from selfimprove_jax.experiment import UserError
+
+REQUIRED = {"generation", "difficulty", "scorer", "accuracy", "kept", "kept_precision",
+            "tokens_sampled", "tokens_trained", "seconds"}
+
+
+def tiny(**overrides):
+  config = config_files.load("tiny")
+  for field, value in overrides.items():
+    section, _, name = field.rpartition(".")
+    (config[section] if section else config)[name] = value
+  return config
+
+
+@pytest.fixture(scope="module")
+def full_run(tmp_path_factory):
+  workdir = tmp_path_factory.mktemp("full")
+  return workdir, loop.run(tiny(), str(workdir))
+
+
+def final_arrays(workdir):
+  setup = loop.build(tiny(), str(workdir))
+  state = loop.restore(setup, setup.checkpoints.latest_generation())
+  setup.checkpoints.close()
+  return jax.device_get(state.train)
+
+
+def without_seconds(history):
+  return [{k: v for k, v in m.items() if k != "seconds"} for m in history]
+
+
+def test_tiny_run_writes_metrics_examples_and_report(full_run, capsys):
+  workdir, history = full_run
+  lines = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
+  assert lines == history and [m["generation"] for m in lines] == [0, 1, 2]
+  for m in lines:
+    assert REQUIRED <= set(m)
+    assert set(m["accuracy"]) == {"1", "2", "3", "4"}
+  gen1, gen2 = lines[1], lines[2]
+  # The gate is "always" in tiny: generation 1 labels 3 digits, generation 2 labels 4.
+  assert (gen1["difficulty"], gen2["difficulty"]) == (3, 4)
+  assert gen1["kept"] > 0 and 0 <= gen1["kept_precision"] <= 1
+  assert gen1["tokens_sampled"] > 0 and gen1["tokens_trained"] > 0
+  assert {"sample", "score", "filter", "data", "train", "evaluate"} <= set(gen1["seconds"])
+  rows = [json.loads(x) for x in (workdir / "generations/001/examples.jsonl").read_text().splitlines()]
+  assert {"generation", "prompt", "completion", "score", "votes", "kept", "correct"} <= set(rows[0])
+  assert sum(r["kept"] for r in rows) == gen1["kept"]
+  # Kept-label precision is measured against ground truth, row by row.
+  kept = [r for r in rows if r["kept"]]
+  assert gen1["kept_precision"] == pytest.approx(sum(r["correct"] for r in kept) / len(kept))
+  assert (workdir / "report.png").stat().st_size > 10_000
+
+
+def test_finished_run_does_no_work_and_says_so(full_run, capsys):
+  workdir, history = full_run
+  before = (workdir / "metrics.jsonl").read_text()
+  assert loop.run(tiny(), str(workdir)) == history
+  assert "all 2 generations are done; nothing to do" in capsys.readouterr().out
+  assert (workdir / "metrics.jsonl").read_text() == before
+
+
+@pytest.mark.parametrize("stop_after", [(1, None), (2, 10)], ids=["after-gen-1", "inside-gen-2"])
+def test_resumed_run_matches_the_uninterrupted_one(full_run, tmp_path, stop_after):
+  workdir, history = full_run
+  with pytest.raises(loop.StopRun):
+    loop.run(tiny(), str(tmp_path), stop_after=stop_after)
+  resumed = loop.run(tiny(), str(tmp_path))
+  assert without_seconds(resumed) == without_seconds(history)
+  for g in (1, 2):
+    name = f"generations/{g:03d}/examples.jsonl"
+    assert (tmp_path / name).read_text() == (workdir / name).read_text()
+  jax.tree.map(np.testing.assert_array_equal, final_arrays(tmp_path), final_arrays(workdir))
+  steps = [(r["generation"], r["step"]) for r in map(json.loads, (tmp_path / "train_log.jsonl").open())]
+  assert len(steps) == len(set(steps))  # nothing logged twice by the interrupted attempt
+
+
+def test_resuming_with_other_settings_is_refused(full_run):
+  workdir, _ = full_run
+  with pytest.raises(UserError, match=r"holds a run with scorer='length,majority_vote', not 'confidence'"):
+    loop.run(tiny(scorer="confidence"), str(workdir))
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("task", "sum", "task must be one of"),
+    ("scorer", "vote", "scorer must be one or more of"),
+    ("data_policy", "forget", "data_policy must be one of"),
+    ("filter.threshold", 1.5, "filter.threshold must be in [0, 1], got 1.5"),
+    ("curriculum.gate_threshold", -0.1, "curriculum.gate_threshold must be in [0, 1]"),
+    ("data.mix_fraction", 2.0, "data.mix_fraction must be in [0, 1]"),
+    ("sample.samples_per_prompt", 0, "sample.samples_per_prompt must be a positive integer"),
+    ("train.steps_per_generation", -5, "train.steps_per_generation must be a positive integer"),
+    ("ensemble_size", 0, "ensemble_size must be a positive integer"),
+    ("sample.temperature", -1.0, "sample.temperature must be >= 0 (0: greedy), got -1.0"),
+])
+def test_bad_config_fails_before_any_compute(tmp_path, field, value, message):
+  with pytest.raises(UserError) as e:
+    loop.run(tiny(**{field: value}), str(tmp_path / "run"))
+  assert str(e.value).startswith(message) and "\n" not in str(e.value)
+  assert not (tmp_path / "run").exists()
