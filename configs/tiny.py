@@ -2,7 +2,7 @@
 
   python -m selfimprove_jax.main --config=configs/tiny.py --workdir=/tmp/selfimprove_tiny
 
-For tests and smoke checks; takes about 30 s on 2 CPU cores. The model is far
+For tests and smoke checks; takes under a minute on 2 CPU cores. The model is far
 too small to learn reverse addition, so the filter keeps any plausible answer
 and the gate always opens, to run every stage; its labels are mostly wrong and
 the table says so (low `prec`): that is what measuring them is for.
