@@ -1,4 +1,4 @@
-"""Ground-truth evaluation: greedy answers to fresh problems, checked by the task."""
+"""Ground-truth evaluation: greedy answers checked by the task (measurement only)."""
 
 import dataclasses
 
@@ -15,15 +15,6 @@ class Graded:
   problem: Problem
   completion: str
   correct: bool
-
-
-def eval_problems(task: Task, difficulties, per_difficulty: int, seed: int) -> list[Problem]:
-  """A fixed evaluation set: the same problems for a given seed, whatever else ran."""
-  problems = []
-  for d in difficulties:
-    rng = np.random.default_rng([seed, 0xE7A1, d])  # 0xE7A1 keeps these apart from training draws
-    problems += task.batch(rng, [d] * per_difficulty)
-  return problems
 
 
 def grade(sampler: Sampler, params, tok: CharTokenizer, task: Task, problems, key) -> list[Graded]:

@@ -19,7 +19,6 @@ import contextlib
 import dataclasses
 import json
 import logging
-import os
 import time
 from pathlib import Path
 
@@ -55,12 +54,6 @@ def _writer() -> bool:
   """Logs and plots are appended by process 0 alone; per-generation files are
   written whole (atomically, identically) by every process, which all read them."""
   return jax.process_index() == 0
-
-
-def _atomic_write(path: Path, text: str) -> None:
-  tmp = path.with_name(path.name + ".tmp")
-  tmp.write_text(text)
-  os.replace(tmp, path)  # a crash leaves the old file or the new one, never half of one
 
 
 # ----------------------------------------------------------------------------
@@ -145,8 +138,8 @@ def write_labels(setup: Setup, g: int, rows, stats: dict) -> str:
   """Writes generation g's examples file and stage metrics; returns the file's relative path."""
   directory = setup.workdir / "generations" / f"{g:03d}"
   directory.mkdir(parents=True, exist_ok=True)
-  _atomic_write(directory / "examples.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
-  _atomic_write(directory / "labelling.json", json.dumps(stats, indent=1))
+  report.atomic_write(directory / "examples.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
+  report.atomic_write(directory / "labelling.json", json.dumps(stats, indent=1))
   return str((directory / "examples.jsonl").relative_to(setup.workdir))
 
 

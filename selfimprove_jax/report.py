@@ -19,10 +19,15 @@ def read_metrics(path: Path) -> list[dict]:
   return rows
 
 
-def write_metrics(path: Path, rows: list[dict]) -> None:
+def atomic_write(path: Path, text: str) -> None:
+  """A crash leaves the old file or the new one, never half of one."""
   tmp = path.with_name(path.name + ".tmp")
-  tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
+  tmp.write_text(text)
   os.replace(tmp, path)
+
+
+def write_metrics(path: Path, rows: list[dict]) -> None:
+  atomic_write(path, "".join(json.dumps(r) + "\n" for r in rows))
 
 
 def append_metrics(path: Path, row: dict) -> None:
