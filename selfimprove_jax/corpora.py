@@ -27,9 +27,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from selfimprove_jax.language import Language
-
-# Printable ASCII, space included: every corpus is reduced to these characters.
-TEXT_ALPHABET = "".join(chr(i) for i in range(32, 127))
+from selfimprove_jax.tokenizer import TEXT_ALPHABET
 _ALLOWED = frozenset(TEXT_ALPHABET)
 _READ_BLOCK = 1024  # records per batched read
 _TEXT_FEATURES = tfds.features.FeaturesDict({"text": tfds.features.Text()})

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from selfimprove_jax.tokenizer import PAD, CharTokenizer
+from selfimprove_jax.tokenizer import BOS, EOS, PAD, CharTokenizer
 from selfimprove_jax.train import Batch
 
 LENGTH_BUCKET = 8  # sequence lengths round up to this: few shapes to compile, little padding
@@ -39,3 +39,31 @@ def make_batch(tok: CharTokenizer, prompts: Sequence[str], completions: Sequence
     # Target t is token t+1: the first completion token is the target at start-1.
     weights[r, start - 1:len(s) - 1] = 1.0
   return Batch(inputs=tokens[:, :-1], targets=tokens[:, 1:], weights=weights)
+
+
+def pack_texts(tok: CharTokenizer, draw, rows: int, width: int) -> Batch:
+  """Whole texts packed end to end into `rows` rows of `width` inputs each (language modelling).
+
+  Each text goes in as `BOS text EOS`, so every text is learned in the same
+  context it is sampled from; a text that does not fit in what is left of a
+  row starts the next row, and the tail of each row is padding. `draw(n)`
+  returns the next n texts (e.g. from a seeded mixture). The loss covers every
+  character and EOS; predicting the next text's BOS is not part of any text.
+  """
+  tokens = np.full((rows, width + 1), PAD, np.int32)
+  row, col, pending = 0, 0, []
+  while row < rows:
+    if not pending:
+      pending = list(draw(rows))
+    seq = tok.encode(pending.pop(), bos=True, eos=True)
+    if len(seq) > width + 1:
+      raise ValueError(f"a text of {len(seq) - 2} characters does not fit a row of {width}")
+    if col + len(seq) > width + 1:
+      row, col = row + 1, 0
+      if row == rows:
+        break
+    tokens[row, col:col + len(seq)] = seq
+    col += len(seq)
+  targets = tokens[:, 1:]
+  weights = ((targets != PAD) & (targets != BOS)).astype(np.float32)
+  return Batch(inputs=tokens[:, :-1], targets=targets, weights=weights)

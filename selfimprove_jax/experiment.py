@@ -16,15 +16,17 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
+from jax.sharding import PartitionSpec as P
 
-from selfimprove_jax import checkpoint, curriculum, data, filtering, sampling, scoring, sharding
+from selfimprove_jax import checkpoint, curriculum, data, filtering, lm, sampling, scoring, sharding
 from selfimprove_jax import model as model_lib
 from selfimprove_jax import train as train_lib
 from selfimprove_jax.filtering import Example, Mixture, Source
 from selfimprove_jax.tasks import Task, get_task
-from selfimprove_jax.tokenizer import CharTokenizer
+from selfimprove_jax.tokenizer import TEXT_ALPHABET, CharTokenizer
 
 TRAIN_INIT = ("continue", "restart")
+MODES = ("task", "lm")
 
 
 class UserError(ValueError):
@@ -33,32 +35,47 @@ class UserError(ValueError):
 _RESUMABLE_CHANGES = ("generations", "train.log_every", "checkpoint.every_steps")
 
 
+def _field(config: ml_collections.ConfigDict, field: str):
+  value = config
+  for part in field.split("."):
+    value = value[part]
+  return value
+
+
+def _check_positive(config: ml_collections.ConfigDict, fields) -> None:
+  for field in fields:
+    if _field(config, field) <= 0:
+      raise ValueError(f"{field} must be a positive integer, got {_field(config, field)}")
+
+
+def _check_fractions(config: ml_collections.ConfigDict, fields) -> None:
+  for field in fields:
+    if not 0 <= _field(config, field) <= 1:
+      raise ValueError(f"{field} must be in [0, 1], got {_field(config, field)}")
+
+
+def mode(config: ml_collections.ConfigDict) -> str:
+  """"task" (problems with answers) or "lm" (plain text, for collapse experiments)."""
+  return config.get("mode", "task")
+
+
 def check(config: ml_collections.ConfigDict, mesh) -> None:
   """Raises ValueError naming the first bad field; touches no data and runs nothing."""
-  get_task(config.task)
-  scoring.parse(config.scorer)
+  if mode(config) not in MODES:
+    raise ValueError(f"mode must be one of {list(MODES)}, got {mode(config)!r}")
+  if mode(config) == "lm":
+    lm.check(config)
+  else:
+    _check_task(config)
   if config.data_policy not in filtering.POLICIES:
     raise ValueError(f"data_policy must be one of {list(filtering.POLICIES)}, "
                      f"got {config.data_policy!r}")
-  if config.filter.keep not in filtering.KEEP:
-    raise ValueError(f"filter.keep must be one of {list(filtering.KEEP)}, got {config.filter.keep!r}")
-  curriculum.gate_value(config.curriculum.gate, 0.0, 0.0)
   if config.train.init not in TRAIN_INIT:
     raise ValueError(f"train.init must be one of {list(TRAIN_INIT)}, got {config.train.init!r}")
-  for field in ("filter.threshold", "curriculum.gate_threshold", "data.mix_fraction"):
-    section, name = field.split(".")
-    value = config[section][name]
-    if not 0 <= value <= 1:
-      raise ValueError(f"{field} must be in [0, 1], got {value}")
-  for field in ("ensemble_size", "data.train_size", "train.batch_size", "train.steps",
-                "train.steps_per_generation", "train.log_every", "sample.prompts_per_generation",
-                "sample.samples_per_prompt", "sample.rows_per_call", "curriculum.window",
-                "eval.per_difficulty"):
-    value = config
-    for part in field.split("."):
-      value = value[part]
-    if value <= 0:
-      raise ValueError(f"{field} must be a positive integer, got {value}")
+  _check_fractions(config, ("data.mix_fraction",))
+  _check_positive(config, ("ensemble_size", "data.train_size", "train.batch_size", "train.steps",
+                           "train.steps_per_generation", "train.log_every",
+                           "sample.rows_per_call"))
   if config.generations < 0:
     raise ValueError(f"generations must be >= 0, got {config.generations}")
   if config.train.init == "restart" and config.checkpoint.max_to_keep:
@@ -73,18 +90,34 @@ def check(config: ml_collections.ConfigDict, mesh) -> None:
     raise ValueError(f"sample.top_k must be >= 0 (0: no limit), got {config.sample.top_k}")
   if not 0 < config.sample.top_p <= 1:
     raise ValueError(f"sample.top_p must be in (0, 1], got {config.sample.top_p}")
-  lo, hi = config.data.min_difficulty, config.data.max_difficulty
-  if not 1 <= lo <= hi <= config.eval.max_difficulty:
-    raise ValueError("need 1 <= data.min_difficulty <= data.max_difficulty <= "
-                     f"eval.max_difficulty, got {lo}, {hi}, {config.eval.max_difficulty}")
   opt = train_lib.OptimizerConfig(**config.optimizer)
   if opt.schedule not in train_lib.SCHEDULES:
     raise ValueError(f"optimizer.schedule must be one of {list(train_lib.SCHEDULES)}, "
                      f"got {opt.schedule!r}")
   if opt.learning_rate <= 0:
     raise ValueError(f"optimizer.learning_rate must be positive, got {opt.learning_rate}")
-  model_lib.ModelConfig(vocab_size=CharTokenizer().vocab_size, **config.model)
+  model_lib.ModelConfig(vocab_size=tokenizer(config).vocab_size, **config.model)
   sharding.check_divisible(config.train.batch_size, mesh, field="train.batch_size")
+
+
+def _check_task(config: ml_collections.ConfigDict) -> None:
+  get_task(config.task)
+  scoring.parse(config.scorer)
+  if config.filter.keep not in filtering.KEEP:
+    raise ValueError(f"filter.keep must be one of {list(filtering.KEEP)}, got {config.filter.keep!r}")
+  curriculum.gate_value(config.curriculum.gate, 0.0, 0.0)
+  _check_fractions(config, ("filter.threshold", "curriculum.gate_threshold"))
+  _check_positive(config, ("sample.prompts_per_generation", "sample.samples_per_prompt",
+                           "curriculum.window", "eval.per_difficulty"))
+  lo, hi = config.data.min_difficulty, config.data.max_difficulty
+  if not 1 <= lo <= hi <= config.eval.max_difficulty:
+    raise ValueError("need 1 <= data.min_difficulty <= data.max_difficulty <= "
+                     f"eval.max_difficulty, got {lo}, {hi}, {config.eval.max_difficulty}")
+
+
+def tokenizer(config: ml_collections.ConfigDict) -> CharTokenizer:
+  """Task mode: the problems' characters. LM mode: printable ASCII, whatever the corpus."""
+  return CharTokenizer(TEXT_ALPHABET) if mode(config) == "lm" else CharTokenizer()
 
 
 def _flat(d: dict, prefix: str = "") -> dict:
@@ -119,17 +152,18 @@ def check_same_experiment(config: ml_collections.ConfigDict, workdir: Path) -> N
 class Setup:
   config: ml_collections.ConfigDict
   workdir: Path
-  task: Task
+  task: Task | None  # task mode only
   tok: CharTokenizer
   model_cfg: model_lib.ModelConfig
   mesh: jax.sharding.Mesh
   graphdef: object
   root_key: jax.Array
   ground_truth: Source  # the TFDS train split, read by index
-  eval_problems: list  # the TFDS eval split, in memory
+  eval_problems: list  # the TFDS eval split, in memory (task mode)
   checkpoints: checkpoint.Checkpoints
   initial_train: train_lib.TrainState  # generation 0's starting point, [E, ...] leaves
   sample_method: object
+  text: lm.TextWorld | None = None  # LM mode only: the human text and its reference statistics
   _samplers: dict = dataclasses.field(default_factory=dict)
   _steps: dict = dataclasses.field(default_factory=dict)
 
@@ -145,6 +179,24 @@ class Setup:
       self._steps[which] = train_lib.make_ensemble_train_step(
           self.graphdef, self.optimizer(generation), self.mesh)
     return self._steps[which]
+
+  def logprobs(self, params, texts: list[str], rows_per_call: int = 512):
+    """([N] total log-probability, [N] tokens) of each text under one model, EOS included."""
+    if "logprobs" not in self._steps:
+      self._steps["logprobs"] = sharding.data_parallel(
+          functools.partial(train_lib.sequence_logprobs, self.graphdef), self.mesh,
+          in_specs=(P(), P(sharding.DATA)), out_specs=(P(sharding.DATA), P(sharding.DATA)))
+    # One padded shape for every call: rows to a multiple of the devices, width to the longest text.
+    rows = -(-rows_per_call // self.mesh.size) * self.mesh.size
+    width = -(-(self.config.lm.max_chars + 1) // data.LENGTH_BUCKET) * data.LENGTH_BUCKET
+    logprob, tokens = [], []
+    for start in range(0, len(texts), rows):
+      chunk = list(texts[start:start + rows])
+      batch = data.make_batch(self.tok, [""] * rows, chunk + [""] * (rows - len(chunk)), width)
+      lp, n = sharding.to_host(self._steps["logprobs"](params, sharding.shard_batch(batch, self.mesh)))
+      logprob.append(lp[:len(chunk)])
+      tokens.append(n[:len(chunk)])
+    return np.concatenate(logprob), np.concatenate(tokens)
 
   def fresh_optimizer(self, params, generation: int) -> train_lib.TrainState:
     tx = self.optimizer(generation)
@@ -190,12 +242,23 @@ def build(config: ml_collections.ConfigDict, workdir: str | Path) -> Setup:
   except ValueError as e:
     raise UserError(str(e)) from None
 
-  from selfimprove_jax import datasets  # tensorflow_datasets loads here, not with the package
-  task, tok = get_task(config.task), CharTokenizer()
-  splits = datasets.load(datasets.make_config(
-      config.task, config.seed, (config.data.min_difficulty, config.data.max_difficulty),
-      config.data.train_size, (1, config.eval.max_difficulty), config.eval.per_difficulty),
-      config.data.dir or workdir / "tfds")
+  data_dir = config.data.dir or workdir / "tfds"
+  tok, task, text = tokenizer(config), None, None
+  if mode(config) == "lm":
+    try:
+      text = lm.prepare(config, data_dir)
+    except ValueError as e:  # a corpus that cannot be found, read or built
+      raise UserError(str(e)) from None
+    ground_truth, eval_problems = lm.human_source(text.train), []
+  else:
+    from selfimprove_jax import datasets  # tensorflow_datasets loads here, not with the package
+    task = get_task(config.task)
+    splits = datasets.load(datasets.make_config(
+        config.task, config.seed, (config.data.min_difficulty, config.data.max_difficulty),
+        config.data.train_size, (1, config.eval.max_difficulty), config.eval.per_difficulty),
+        data_dir)
+    ground_truth = _ground_truth_source(task, splits["train"], config.data.max_difficulty)
+    eval_problems = splits["eval"].all()
 
   model_cfg = model_lib.ModelConfig(vocab_size=tok.vocab_size, **config.model)
   # Member e of the ensemble starts from its own seed; member 0 from `seed` itself.
@@ -203,8 +266,7 @@ def build(config: ml_collections.ConfigDict, workdir: str | Path) -> Setup:
   setup = Setup(
       config=config, workdir=workdir, task=task, tok=tok, model_cfg=model_cfg, mesh=mesh,
       graphdef=None, root_key=jax.random.key(config.seed),
-      ground_truth=_ground_truth_source(task, splits["train"], config.data.max_difficulty),
-      eval_problems=splits["eval"].all(),
+      ground_truth=ground_truth, eval_problems=eval_problems, text=text,
       checkpoints=checkpoint.Checkpoints(workdir, every_steps=config.checkpoint.every_steps,
                                          max_to_keep=config.checkpoint.max_to_keep or None),
       initial_train=None,

@@ -27,7 +27,7 @@ import ml_collections
 import numpy as np
 from tqdm import tqdm
 
-from selfimprove_jax import checkpoint, curriculum, data, evaluate, filtering, report, scoring
+from selfimprove_jax import checkpoint, curriculum, data, evaluate, filtering, lm, report, scoring
 from selfimprove_jax import model as model_lib
 from selfimprove_jax import sampling, sharding
 from selfimprove_jax import train as train_lib
@@ -41,7 +41,7 @@ SAMPLE, TRAIN, EVALUATE = 1, 2, 3  # stage ids folded into the generation's key
 @dataclasses.dataclass(frozen=True)
 class LoopState:
   generation: int  # the last finished generation (-1 before generation 0)
-  curriculum: Curriculum
+  curriculum: Curriculum | None  # task mode only
   train: train_lib.TrainState  # every leaf [E, ...]: the ensemble's E models
   label_files: tuple[str, ...]  # examples files of generations 1..generation, workdir-relative
 
@@ -170,9 +170,13 @@ def train_stage(setup: Setup, g: int, train_state, mixture: Mixture, *, steps: i
   with log, tqdm(range(start, steps), desc=f"gen {g} train", unit="step", leave=False) as bar:
     for step in bar:
       rng = np.random.default_rng([setup.config.seed, g, TRAIN, step])
-      examples = mixture.draw(rng, cfg.batch_size)
-      batch = data.make_batch(setup.tok, [x.prompt for x in examples],
-                              [x.completion for x in examples], seq_len)
+      if setup.text:  # LM mode: whole texts packed into rows, no padding to the longest
+        batch = data.pack_texts(setup.tok, lambda n: [x.completion for x in mixture.draw(rng, n)],
+                                cfg.batch_size, setup.config.lm.row_tokens)
+      else:
+        examples = mixture.draw(rng, cfg.batch_size)
+        batch = data.make_batch(setup.tok, [x.prompt for x in examples],
+                                [x.completion for x in examples], seq_len)
       tokens += int(batch.weights.sum())
       if metrics is not None:
         sharding.wait(metrics, setup.mesh)  # see sharding.wait
@@ -195,6 +199,21 @@ def evaluate_stage(setup: Setup, params) -> dict[int, float]:
   return evaluate.accuracy_by_difficulty(graded)
 
 
+def label_problems(setup: Setup, state: LoopState, key, g: int):
+  """Task mode's sample -> score -> filter: the rows of generation g's examples file."""
+  seconds, tic = {}, time.perf_counter()
+  problems, cands, stats = sample_stage(setup, state, jax.random.fold_in(key, SAMPLE))
+  seconds["sample"] = time.perf_counter() - tic
+  tic = time.perf_counter()
+  # Only `verifier` receives the problems: make_scorer hands them to nobody else.
+  scores = scoring.make_scorer(setup.config.scorer, setup.task, problems)(cands)
+  seconds["score"] = time.perf_counter() - tic
+  tic = time.perf_counter()
+  rows, filter_stats = filter_stage(setup, g, problems, cands, scores)
+  seconds["filter"] = time.perf_counter() - tic
+  return rows, stats | filter_stats, seconds
+
+
 # ----------------------------------------------------------------------------
 # One generation, and the setup.
 
@@ -203,7 +222,7 @@ def generation_step(setup: Setup, state: LoopState, stop_after=None) -> tuple[Lo
   g = state.generation + 1
   key = jax.random.fold_in(setup.root_key, g)
   ckpt, cfg = setup.checkpoints, setup.config
-  seconds, stats, labelled = {}, {}, None
+  seconds, stats = {}, {}
   resumed = ckpt.latest_progress(g)
   label_files = state.label_files
   # Log lines from an interrupted attempt at this generation are about to be redone.
@@ -213,22 +232,18 @@ def generation_step(setup: Setup, state: LoopState, stop_after=None) -> tuple[Lo
 
   tic = time.perf_counter()
   if g > 0:
-    labelled = state.curriculum.next_difficulties()[0]
     relative = str(Path("generations") / f"{g:03d}" / "examples.jsonl")
     if resumed is not None:  # the labels were written before training started
       stats = json.loads((setup.workdir / "generations" / f"{g:03d}" / "labelling.json").read_text())
       seconds = stats.pop("seconds")
-    else:
-      problems, cands, stats = sample_stage(setup, state, jax.random.fold_in(key, SAMPLE))
+    elif setup.text:  # LM mode: the model's own text, unscored
+      rows, stats = lm.label_stage(setup, _member(state.train.params, 0), g,
+                                   jax.random.fold_in(key, SAMPLE),
+                                   np.random.default_rng([cfg.seed, g, SAMPLE]))
       seconds["sample"] = time.perf_counter() - tic
-      tic = time.perf_counter()
-      # Only `verifier` receives the problems: make_scorer hands them to nobody else.
-      scores = scoring.make_scorer(cfg.scorer, setup.task, problems)(cands)
-      seconds["score"] = time.perf_counter() - tic
-      tic = time.perf_counter()
-      rows, filter_stats = filter_stage(setup, g, problems, cands, scores)
-      stats.update(filter_stats)
-      seconds["filter"] = time.perf_counter() - tic
+      relative = write_labels(setup, g, rows, dict(stats, seconds=seconds))
+    else:
+      rows, stats, seconds = label_problems(setup, state, key, g)
       relative = write_labels(setup, g, rows, dict(stats, seconds=seconds))
     label_files = state.label_files + (relative,)
     tic = time.perf_counter()
@@ -272,31 +287,38 @@ def generation_step(setup: Setup, state: LoopState, stop_after=None) -> tuple[Lo
   seconds["train"] = time.perf_counter() - tic
 
   tic = time.perf_counter()
-  accuracy = evaluate_stage(setup, train_state.params)
+  metrics = dict(generation=g, data_policy=cfg.data_policy, kept=stats.get("kept", 0),
+                 kept_fraction=stats.get("kept_fraction"),
+                 token_entropy=stats.get("token_entropy"),
+                 tokens_sampled=stats.get("tokens_sampled", 0), tokens_trained=tokens,
+                 train_examples=mixture.size if mixture else 0)
+  new_curriculum = state.curriculum
+  if setup.text:
+    metrics.update(lm.evaluate_stage(setup, _member(train_state.params, 0), g,
+                                     jax.random.fold_in(key, EVALUATE)))
+  else:
+    accuracy = evaluate_stage(setup, train_state.params)
+    passed = None
+    if g > 0:
+      passed = curriculum.gate_passes(cfg.curriculum.gate, cfg.curriculum.gate_threshold,
+                                      stats["self_consistency"], stats["kept_fraction"])
+    new_curriculum = state.curriculum.advance(bool(passed))
+    metrics.update(
+        difficulty=state.curriculum.next_difficulties()[0] if g > 0 else None, scorer=cfg.scorer,
+        accuracy={str(d): a for d, a in accuracy.items()},
+        kept_precision=stats.get("kept_precision"), kept_recall=stats.get("kept_recall"),
+        sample_accuracy=stats.get("sample_accuracy"),
+        self_consistency=stats.get("self_consistency"), gate_passed=passed,
+        frontier=new_curriculum.frontier, distinct_answers=stats.get("distinct_answers"))
   seconds["evaluate"] = time.perf_counter() - tic
-
-  passed = None
-  if g > 0:
-    passed = curriculum.gate_passes(cfg.curriculum.gate, cfg.curriculum.gate_threshold,
-                                    stats["self_consistency"], stats["kept_fraction"])
-  new_curriculum = state.curriculum.advance(bool(passed))
-  metrics = dict(
-      generation=g, difficulty=labelled, scorer=cfg.scorer, data_policy=cfg.data_policy,
-      accuracy={str(d): a for d, a in accuracy.items()},
-      kept=stats.get("kept", 0), kept_precision=stats.get("kept_precision"),
-      kept_recall=stats.get("kept_recall"), kept_fraction=stats.get("kept_fraction"),
-      sample_accuracy=stats.get("sample_accuracy"),
-      self_consistency=stats.get("self_consistency"), gate_passed=passed,
-      frontier=new_curriculum.frontier, distinct_answers=stats.get("distinct_answers"),
-      token_entropy=stats.get("token_entropy"), tokens_sampled=stats.get("tokens_sampled", 0),
-      tokens_trained=tokens, train_examples=mixture.size if mixture else 0, seconds=seconds)
+  metrics["seconds"] = seconds
 
   tic = time.perf_counter()
   new_state = LoopState(generation=g, curriculum=new_curriculum, train=train_state,
                         label_files=label_files)
   ckpt.save_generation(g, setup.arrays(train_state), dict(
-      generation=g, frontier=new_curriculum.frontier, label_files=list(label_files),
-      metrics=metrics))
+      generation=g, frontier=new_curriculum.frontier if new_curriculum else None,
+      label_files=list(label_files), metrics=metrics))
   seconds["checkpoint"] = time.perf_counter() - tic
   return new_state, metrics
 
@@ -305,16 +327,19 @@ class StopRun(Exception):
   """Raised by `run(stop_after=...)`: tests use it to interrupt a run where they choose."""
 
 
+def _curriculum(setup: Setup, frontier: int) -> Curriculum | None:
+  return None if setup.text else Curriculum(frontier, setup.config.curriculum.window)
+
+
 def initial_state(setup: Setup) -> LoopState:
-  return LoopState(generation=-1, curriculum=Curriculum(setup.config.data.max_difficulty,
-                                                        setup.config.curriculum.window),
+  frontier = None if setup.text else setup.config.data.max_difficulty
+  return LoopState(generation=-1, curriculum=_curriculum(setup, frontier),
                    train=setup.initial_train, label_files=())
 
 
 def restore(setup: Setup, generation: int) -> LoopState:
   arrays, meta = setup.checkpoints.restore_generation(generation, like=setup.arrays(setup.initial_train))
-  return LoopState(generation=generation,
-                   curriculum=Curriculum(meta["frontier"], setup.config.curriculum.window),
+  return LoopState(generation=generation, curriculum=_curriculum(setup, meta["frontier"]),
                    train=arrays["train"], label_files=tuple(meta["label_files"]))
 
 
@@ -326,6 +351,8 @@ def run(config: ml_collections.ConfigDict, workdir: str, *,
   after generation g is saved when step is None (for tests of resuming).
   """
   setup = build(config, workdir)
+  if setup.text and _writer():  # the human reference every generation is measured against
+    report.atomic_write(setup.workdir / "human.json", json.dumps(setup.text.human, indent=1))
   latest = setup.checkpoints.latest_generation()
   try:
     history = report.read_metrics(setup.workdir / "metrics.jsonl")
@@ -355,8 +382,12 @@ def run(config: ml_collections.ConfigDict, workdir: str, *,
       history.append(metrics)
       if _writer():
         report.append_metrics(setup.workdir / "metrics.jsonl", metrics)
-        print(report.table(history, trained_max=config.data.max_difficulty), flush=True)
-        report.plot(history, setup.workdir / "report.png")
+        if setup.text:
+          print(report.lm_table(history, setup.text.human), flush=True)
+          report.lm_plot(history, setup.text.human, setup.workdir / "report.png")
+        else:
+          print(report.table(history, trained_max=config.data.max_difficulty), flush=True)
+          report.plot(history, setup.workdir / "report.png")
       if stop_after == (state.generation, None):
         raise StopRun(f"stopped after generation {state.generation}")
   finally:

@@ -15,6 +15,8 @@ _SPECIALS = ("<pad>", "<bos>", "<eos>")
 
 # Digits first so that token id - 3 is the digit's value (handy when reading dumps).
 DEFAULT_ALPHABET = "0123456789+-*=>|:?. abcdefghijklmnopqrstuvwxyz"
+# Language-model mode: printable ASCII, space included; every corpus is reduced to it.
+TEXT_ALPHABET = "".join(chr(i) for i in range(32, 127))
 
 
 class CharTokenizer:

@@ -128,6 +128,17 @@ def eval_step(graphdef, params, batch: Batch):
   return dict(loss=ce_sum / count, token_accuracy=correct / count)
 
 
+def sequence_logprobs(graphdef, params, batch: Batch):
+  """Per row: the summed log-probability of its weighted targets, and their count ([B] each).
+
+  Rows stay on their device (no collectives): LM mode scores held-out and
+  sampled texts with it, one value per text.
+  """
+  logits, _ = model_lib.apply(graphdef, params, batch.inputs)  # [B, T, V]
+  ce = optax.softmax_cross_entropy_with_integer_labels(logits, batch.targets)  # [B, T]
+  return -jnp.sum(ce * batch.weights, axis=1), jnp.sum(batch.weights, axis=1)
+
+
 def make_steps(graphdef, tx, mesh):
   """The jitted data-parallel train step (state donated) and eval step."""
   rows = P(DATA)
