@@ -131,7 +131,7 @@ def text_metrics(world: TextWorld, texts: list[str]) -> dict:
     logprobs = np.array([world.language.logprob(t, index) for t in texts])
     tokens = np.array([len(t) + 1 for t in texts])  # characters and EOS, as the model counts
     valid = np.isfinite(logprobs)
-    m.update(valid_fraction=float(valid.mean()),
+    m.update(valid_fraction=float(valid.mean()) if len(texts) else 0.0,
              true_nll=float(-logprobs[valid].sum() / tokens[valid].sum()) if valid.any() else None,
              perplexity_histogram=collapse.perplexity_histogram(logprobs, tokens))
   return m
@@ -186,9 +186,10 @@ def evaluate_stage(setup, params, g: int, key) -> dict:
   ended = [t for t, f in zip(texts, finished) if f]
   m.update(text_metrics(world, ended), unfinished_fraction=float(1 - finished.mean()))
   if not world.language:  # real text: perplexities under the model that learned it
-    reference = params if g == 0 else setup.checkpoints.restore_generation(
-        0, like=setup.arrays(setup.initial_train))[0]["train"].params
-    reference = jax.tree.map(lambda x: x[0], reference) if g else reference
+    reference = params
+    if g > 0:
+      arrays, _ = setup.checkpoints.restore_generation(0, like=setup.arrays(setup.initial_train))
+      reference = jax.tree.map(lambda x: x[0], arrays["train"].params)  # member 0 of [E, ...]
     ref_lp, ref_tokens = setup.logprobs(reference, ended)
     m["perplexity_histogram"] = collapse.perplexity_histogram(ref_lp, ref_tokens)
   return m

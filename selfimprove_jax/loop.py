@@ -9,6 +9,11 @@ derived from the one root seed: `fold_in(fold_in(root, g), stage)`, then the
 step (numpy draws use `default_rng([seed, g, stage, step])`). A run resumed from
 any checkpoint therefore draws exactly what an uninterrupted run draws.
 
+In language-model mode (`mode="lm"`, lm.py) the same loop runs on plain
+text: generation 0 trains on human text, each later generation samples text
+from the previous model and trains on it under the data policy, and the
+evaluation measures collapse instead of accuracy.
+
 Ground truth enters in two places only: generation 0's training data, and
 measurement (accuracy, and how many kept self-labels are really right), which
 is written down and never fed back. The `verifier` scorer is the exception

@@ -119,11 +119,14 @@ def lm_table(history: list[dict], human: dict) -> str:
 
 def _histogram_lines(ax, histories: list[tuple[str, dict]], colors, **style):
   from selfimprove_jax import collapse
-  centers = np.sqrt(collapse.PERPLEXITY_BINS[:-1] * collapse.PERPLEXITY_BINS[1:])
+  # The last bin holds impossible and off-scale samples: left out of the curve,
+  # still counted in the total, so each curve's area is its share of plausible samples.
+  centers = np.sqrt(collapse.PERPLEXITY_BINS[:-2] * collapse.PERPLEXITY_BINS[1:-1])
   for (label, m), color in zip(histories, colors):
     counts = np.asarray(m["perplexity_histogram"], float)
-    ax.plot(centers, counts / max(1.0, counts.sum()), color=color, label=label, **style)
-  ax.set(xscale="log", xlabel="per-sample perplexity", ylabel="share of samples")
+    ax.plot(centers, counts[:-1] / max(1.0, counts.sum()), color=color, label=label, **style)
+  ax.set(xscale="log", xlabel="per-sample perplexity (impossible samples left out)",
+         ylabel="share of all samples")
 
 
 def _save(fig, path: Path) -> None:

@@ -119,3 +119,11 @@ def test_collapse_config_takes_one_of_the_three_arms():
       == ["replace", "accumulate", "mix"]
   with pytest.raises(ValueError, match="takes one of"):
     config_files.load("collapse:forget")
+
+
+def test_continuations_start_with_human_prompts(tmp_path):
+  config = small_lm(**{"lm.prompt_chars": 4, "generations": 1})
+  loop.run(config, str(tmp_path))
+  human = {t[:4] for t in lm.prepare(config, tmp_path / "tfds").train}
+  rows = [json.loads(x) for x in (tmp_path / "generations/001/examples.jsonl").read_text().splitlines()]
+  assert rows and all(r["prefix_chars"] == 4 and r["completion"][:4] in human for r in rows)
