@@ -126,4 +126,6 @@ def test_continuations_start_with_human_prompts(tmp_path):
   loop.run(config, str(tmp_path))
   human = {t[:4] for t in lm.prepare(config, tmp_path / "tfds").train}
   rows = [json.loads(x) for x in (tmp_path / "generations/001/examples.jsonl").read_text().splitlines()]
-  assert rows and all(r["prefix_chars"] == 4 and r["completion"][:4] in human for r in rows)
+  # A human text shorter than 4 characters is a prompt of its own length.
+  assert rows and all(r["prefix_chars"] == 4 for r in rows)
+  assert all(any(r["completion"].startswith(h) for h in human) for r in rows)
