@@ -129,3 +129,20 @@ def test_continuations_start_with_human_prompts(tmp_path):
   # A human text shorter than 4 characters is a prompt of its own length.
   assert rows and all(r["prefix_chars"] == 4 for r in rows)
   assert all(any(r["completion"].startswith(h) for h in human) for r in rows)
+
+
+def test_real_text_from_a_local_file_is_measured_against_generation_0(tmp_path):
+  rng = np.random.default_rng(0)
+  words = ["the", "cat", "sat", "on", "a", "mat", "and", "then", "ran", "far", "quixotic"]
+  lines = [" ".join(rng.choice(words, rng.integers(2, 8), p=[.2, .1, .1, .1, .1, .1, .1, .1,
+                                                              .05, .04, .01])) for _ in range(300)]
+  (tmp_path / "corpus.txt").write_text("\n".join(lines))
+  config = small_lm(**{"lm.source": f"file:{tmp_path / 'corpus.txt'}", "generations": 1})
+  history = loop.run(config, str(tmp_path / "run"))
+  for m in history:
+    # No truth: no KL or true NLL; perplexities come from generation 0's model instead.
+    assert "kl_estimate" not in m and "true_nll" not in m
+    assert math.isfinite(m["heldout_nll"]) and sum(m["perplexity_histogram"]) > 0
+    assert m["tail_mass_ratio"] >= 0 and 0 < m["vocab_coverage"] <= 1
+  human = json.loads((tmp_path / "run" / "human.json").read_text())
+  assert human["vocab_coverage"] > 0.5 and "kl_estimate" not in human
