@@ -23,6 +23,7 @@ space) has probability 0 (log-probability -inf).
 """
 
 import dataclasses
+import functools
 import math
 
 import numpy as np
@@ -79,7 +80,7 @@ class Language:
   def num_classes(self) -> int:
     return self.transitions.shape[0] - 1
 
-  @property
+  @functools.cached_property
   def index(self) -> dict[str, int]:
     return {w: i for i, w in enumerate(self.words)}
 
@@ -101,13 +102,9 @@ class Language:
         ids[rows, i] = by_class[c][np.minimum(pick, len(by_class[c]) - 1)]
     return [" ".join(self.words[j] for j in row if j >= 0) for row in ids]
 
-  def logprob(self, text: str, index: dict[str, int] | None = None) -> float:
-    """Natural log of the true probability of `text`; -inf if it is not a sentence.
-
-    Pass `index` (self.index) when scoring many texts, to build it once.
-    """
-    index = self.index if index is None else index
-    ids = [index.get(w) for w in text.split(" ")]
+  def logprob(self, text: str) -> float:
+    """Natural log of the true probability of `text`; -inf if it is not a sentence."""
+    ids = [self.index.get(w) for w in text.split(" ")]
     if not text or None in ids or len(ids) > self.max_words:
       return -math.inf
     T, C = self.transitions, self.num_classes

@@ -102,8 +102,7 @@ def prepare(config: ml_collections.ConfigDict, data_dir) -> TextWorld:
   tail = collapse.tail_words(freqs, config.eval.tail_mass)
   true_lp = None
   if lang:
-    index = lang.index
-    true_lp = np.array([lang.logprob(t, index) for t in corpus.eval])
+    true_lp = np.array([lang.logprob(t) for t in corpus.eval])
   world = TextWorld(train=corpus.train, heldout=corpus.eval, language=lang, tail=tail,
                     tail_share=sum(freqs[w] for w in tail), vocabulary=frozenset(freqs),
                     heldout_true_logprobs=true_lp, human={})
@@ -127,8 +126,7 @@ def text_metrics(world: TextWorld, texts: list[str]) -> dict:
            **{f"distinct_{n}": collapse.distinct_n(texts, n) for n in (1, 2, 3)},
            mean_chars=float(np.mean([len(t) for t in texts])) if texts else 0.0)
   if world.language:
-    index = world.language.index
-    logprobs = np.array([world.language.logprob(t, index) for t in texts])
+    logprobs = np.array([world.language.logprob(t) for t in texts])
     tokens = np.array([len(t) + 1 for t in texts])  # characters and EOS, as the model counts
     valid = np.isfinite(logprobs)
     m.update(valid_fraction=float(valid.mean()) if len(texts) else 0.0,
@@ -142,20 +140,11 @@ def text_metrics(world: TextWorld, texts: list[str]) -> dict:
 
 
 def _sample(setup, params, prefixes: list[str], max_new_tokens: int, key):
-  """Texts (prefix + completion) from one model, with what the sampler saw along the way."""
+  """(texts, i.e. prefix + completion, and the sampler's output) from one model."""
   sampler = setup.sampler(setup.sample_method, max_new_tokens)
-  prompts = data.prompt_tokens(setup.tok, prefixes)
-  step = setup.config.sample.rows_per_call
-  texts, finished, mean_lp, tokens, entropy = [], [], [], 0, 0.0
-  for c, start in enumerate(range(0, len(prompts), step)):
-    out = sampler(params, prompts[start:start + step], jax.random.fold_in(key, c))
-    texts += [p + setup.tok.decode(t) for p, t in zip(prefixes[start:start + step], out.tokens)]
-    finished.append(out.done)
-    mean_lp.append((out.logprobs * out.mask).sum(1) / np.maximum(out.lengths, 1))
-    tokens += int(out.lengths.sum())
-    entropy += float((out.entropies * out.mask).sum())
-  return (texts, np.concatenate(finished), np.concatenate(mean_lp),
-          dict(tokens_sampled=tokens, token_entropy=entropy / max(tokens, 1)))
+  out = sampler.in_chunks(params, data.prompt_tokens(setup.tok, prefixes), key,
+                          setup.config.sample.rows_per_call)
+  return [p + setup.tok.decode(t) for p, t in zip(prefixes, out.tokens)], out
 
 
 def label_stage(setup, params, g: int, key, rng: np.random.Generator):
@@ -164,14 +153,13 @@ def label_stage(setup, params, g: int, key, rng: np.random.Generator):
   n, k = cfg.samples_per_generation, cfg.prompt_chars
   train = setup.text.train
   prefixes = [""] * n if k == 0 else [train[i][:k] for i in rng.integers(0, len(train), n)]
-  texts, finished, mean_lp, stats = _sample(setup, params, prefixes, cfg.max_chars - k + 1, key)
+  texts, out = _sample(setup, params, prefixes, cfg.max_chars - k + 1, key)
   # A text cut off at max_chars never ended: it is no sample of a whole text.
-  kept = finished & np.array([len(t) > 0 for t in texts])
+  kept = out.done & np.array([len(t) > 0 for t in texts])
   rows = [dict(generation=g, difficulty=0, prompt="", completion=t, prefix_chars=k,
                finished=bool(f), kept=bool(ok), mean_logprob=round(float(lp), 6))
-          for t, f, ok, lp in zip(texts, finished, kept, mean_lp)]
-  stats.update(kept=int(kept.sum()), kept_fraction=float(kept.mean()))
-  return rows, stats
+          for t, f, ok, lp in zip(texts, out.done, kept, out.mean_logprob)]
+  return rows, out.token_stats() | dict(kept=int(kept.sum()), kept_fraction=float(kept.mean()))
 
 
 def evaluate_stage(setup, params, g: int, key) -> dict:
@@ -181,10 +169,9 @@ def evaluate_stage(setup, params, g: int, key) -> dict:
   m = dict(heldout_nll=float(-logprobs.sum() / tokens.sum()))
   if world.language:
     m["kl_estimate"] = collapse.kl_estimate(world.heldout_true_logprobs, logprobs, tokens.sum())
-  texts, finished, _, _ = _sample(setup, params, [""] * cfg.eval.samples, cfg.lm.max_chars + 1,
-                                  key)
-  ended = [t for t, f in zip(texts, finished) if f]
-  m.update(text_metrics(world, ended), unfinished_fraction=float(1 - finished.mean()))
+  texts, out = _sample(setup, params, [""] * cfg.eval.samples, cfg.lm.max_chars + 1, key)
+  ended = [t for t, f in zip(texts, out.done) if f]
+  m.update(text_metrics(world, ended), unfinished_fraction=float(1 - out.done.mean()))
   if not world.language:  # real text: perplexities under the model that learned it
     reference = params
     if g > 0:

@@ -76,29 +76,17 @@ def sample_stage(setup: Setup, state: LoopState, key):
   # Prompt i's samples are rows i*K .. i*K+K-1 of each member's calls.
   rows = [t for t in data.prompt_tokens(setup.tok, [p.prompt for p in problems]) for _ in range(k)]
   sampler = setup.sampler(setup.sample_method, setup.max_answer_tokens(problems))
-  chunks = range(0, len(rows), cfg.rows_per_call)
-  completions, finished, mean_lp, tokens, entropy = [], [], [], 0, 0.0
   with tqdm(total=len(rows) * members, desc=f"gen {g} sample", unit="seq", leave=False) as bar:
-    for e in range(members):
-      params = _member(state.train.params, e)
-      for c, start in enumerate(chunks):
-        out = sampler(params, rows[start:start + cfg.rows_per_call],
-                      jax.random.fold_in(jax.random.fold_in(key, e), c))
-        mask = out.mask
-        completions += [setup.tok.decode(t) for t in out.tokens]
-        finished.append(out.done)
-        mean_lp.append((out.logprobs * mask).sum(1) / np.maximum(out.lengths, 1))
-        tokens += int(out.lengths.sum())
-        entropy += float((out.entropies * mask).sum())
-        bar.update(len(out.tokens))
+    outs = [sampler.in_chunks(_member(state.train.params, e), rows, jax.random.fold_in(key, e),
+                              cfg.rows_per_call, bar.update) for e in range(members)]
+  out = jax.tree.map(lambda *xs: np.concatenate(xs), *outs)
   n = len(problems)
   # [E * N * K] in member-major order -> [N, E * K]
   regroup = lambda x: np.asarray(x).reshape(members, n, k).transpose(1, 0, 2).reshape(n, members * k)
-  texts = regroup(np.array(completions, dtype=object))
+  texts = regroup(np.array([setup.tok.decode(t) for t in out.tokens], dtype=object))
   cands = scoring.Candidates(prompts=[p.prompt for p in problems], completions=texts.tolist(),
-                             finished=regroup(np.concatenate(finished)),
-                             mean_logprob=regroup(np.concatenate(mean_lp)))
-  stats = dict(tokens_sampled=tokens, token_entropy=entropy / max(tokens, 1))
+                             finished=regroup(out.done), mean_logprob=regroup(out.mean_logprob))
+  stats = out.token_stats()
   return problems, cands, stats
 
 
@@ -169,7 +157,7 @@ def train_stage(setup: Setup, g: int, train_state, mixture: Mixture, *, steps: i
                 step_fn, on_progress):
   """Steps start..steps-1 of generation g on batches drawn from `mixture`."""
   cfg = setup.config.train
-  seq_len = setup.seq_len(mixture)
+  seq_len = None if setup.text else setup.seq_len(mixture)
   tokens, metrics = 0, None
   log = open(setup.workdir / "train_log.jsonl", "a") if _writer() else contextlib.nullcontext()
   with log, tqdm(range(start, steps), desc=f"gen {g} train", unit="step", leave=False) as bar:

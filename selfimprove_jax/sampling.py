@@ -111,6 +111,17 @@ class SampleOutput:
     """[B, N] bool: the token is part of the completion (EOS included)."""
     return np.arange(self.tokens.shape[1]) < self.lengths[:, None]
 
+  @property
+  def mean_logprob(self) -> np.ndarray:
+    """[B] mean log p(token) over each completion, EOS included."""
+    return (self.logprobs * self.mask).sum(1) / np.maximum(self.lengths, 1)
+
+  def token_stats(self) -> dict:
+    """Tokens generated, and the model's mean next-token entropy over them (the loop's metrics)."""
+    tokens = int(self.lengths.sum())
+    return dict(tokens_sampled=tokens,
+                token_entropy=float((self.entropies * self.mask).sum()) / max(tokens, 1))
+
 
 def _generate(apply_fn, method, max_new_tokens, params, cache, prompts, pad_len, active, keys):
   """One device's rows: prompts [B, P] left-padded by pad_len [B]; key data [B, 2] per row."""
@@ -242,3 +253,13 @@ class Sampler:
     out_tokens, logprobs, entropies, lengths, done = sharding.to_host(outputs)
     return SampleOutput(tokens=out_tokens[:n], logprobs=logprobs[:n], entropies=entropies[:n],
                         lengths=lengths[:n], done=done[:n])
+
+  def in_chunks(self, params, prompts: Sequence[Sequence[int]], key, rows_per_call: int,
+                on_chunk=lambda rows: None) -> SampleOutput:
+    """Like calling the sampler on all prompts, `rows_per_call` at a time (chunk c draws
+    from fold_in(key, c)): bounds the KV cache; `on_chunk(rows)` paces a progress bar."""
+    outs = []
+    for c, start in enumerate(range(0, len(prompts), rows_per_call)):
+      outs.append(self(params, prompts[start:start + rows_per_call], jax.random.fold_in(key, c)))
+      on_chunk(len(outs[-1].tokens))
+    return jax.tree.map(lambda *xs: np.concatenate(xs), *outs)

@@ -116,3 +116,19 @@ def test_samples_do_not_depend_on_the_device_count(mesh1, mesh8):
 def test_bad_sampling_settings_are_refused(kwargs, message):
   with pytest.raises(ValueError, match=message):
     sampling.Sample(**kwargs)
+
+
+def test_in_chunks_is_one_call_per_chunk_keyed_by_chunk(mesh8):
+  sampler = fake_sampler(mesh8, method=sampling.Sample(temperature=1.0))
+  prompts = [[BOS, 3 + i] for i in range(5)]
+  key = jax.random.key(3)
+  seen = []
+  whole = sampler.in_chunks(None, prompts, key, rows_per_call=2, on_chunk=seen.append)
+  assert seen == [2, 2, 1] and whole.tokens.shape[0] == 5
+  # Chunk c is the sampler's own call on those rows with fold_in(key, c).
+  second = sampler(None, prompts[2:4], jax.random.fold_in(key, 1))
+  np.testing.assert_array_equal(whole.tokens[2:4], second.tokens)
+  np.testing.assert_array_equal(whole.mean_logprob[2:4], second.mean_logprob)
+  # Greedy fake outputs give known statistics: 6 tokens each for prompts that never end.
+  greedy = fake_sampler(mesh8).in_chunks(None, prompts, key, rows_per_call=4)
+  assert greedy.token_stats()["tokens_sampled"] == int(greedy.lengths.sum()) == 30
