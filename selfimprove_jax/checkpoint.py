@@ -6,12 +6,20 @@ Layout under `<workdir>/checkpoints`:
                           metrics, where the kept labels are)
   progress_<g>/<step>/    generation g's training, saved every `every_steps`
                           steps; deleted once generation g's checkpoint is final
+  unreadable/             checkpoints that failed to restore, moved out of the
+                          way (never deleted) when the run fell back past them
+
+Orbax writes each checkpoint into a temporary directory and renames it when
+complete, so a process killed mid-save leaves no half checkpoint behind, only
+a temporary directory that the next run's managers delete.
 
 The kept synthetic data is not copied into checkpoints: each generation writes
 it once, readable, to `<workdir>/generations/<g>/examples.jsonl` before it
 trains, and the meta says which files hold the labels so far.
 """
 
+import logging
+import os
 import shutil
 from pathlib import Path
 
@@ -20,7 +28,8 @@ import orbax.checkpoint as ocp
 
 
 def _manager(directory: Path, max_to_keep: int | None) -> ocp.CheckpointManager:
-  options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True)
+  options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True,
+                                         cleanup_tmp_directories=True)
   return ocp.CheckpointManager(directory, options=options, item_names=("arrays", "meta"))
 
 
@@ -42,6 +51,9 @@ class Checkpoints:
 
   def latest_generation(self) -> int | None:
     return self._generations.latest_step()
+
+  def generations(self) -> list[int]:
+    return sorted(self._generations.all_steps())
 
   def save_generation(self, generation: int, arrays, meta: dict) -> None:
     self._generations.save(generation, args=ocp.args.Composite(
@@ -84,6 +96,29 @@ class Checkpoints:
     out = self._progress_manager(generation).restore(step, args=ocp.args.Composite(
         arrays=ocp.args.StandardRestore(_abstract(like)), meta=ocp.args.JsonRestore()))
     return out.arrays, out.meta
+
+  def set_aside(self, kind: str, generation: int, step: int) -> Path:
+    """Moves an unreadable checkpoint (`kind` "generations" or "progress") to unreadable/."""
+    manager = self._generations if kind == "generations" else self._progress_manager(generation)
+    source = Path(manager.directory) / str(step)
+    target = self.directory / "unreadable" / f"{source.parent.name}_{step}"
+    n = 1
+    while target.exists():  # an earlier fallback left one of the same name
+      target, n = target.with_name(f"{source.parent.name}_{step}.{n}"), n + 1
+    target.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(source, target)
+    manager.reload()
+    logging.warning("moved the unreadable checkpoint %s to %s", source, target)
+    return target
+
+  def drop_stale_progress(self, keep: int) -> None:
+    """Removes the progress of every generation but `keep` (the one about to
+    run): a crash between a generation's checkpoint and its progress clean-up
+    leaves one, and a fallback to an older generation makes newer ones stale."""
+    for path in self.directory.glob("progress_*"):
+      suffix = path.name.removeprefix("progress_")
+      if suffix.isdigit() and int(suffix) != keep:
+        self._drop_progress(int(suffix))
 
   def _drop_progress(self, generation: int) -> None:
     manager = self._progress.pop(generation, None)

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from selfimprove_jax.tokenizer import BOS, EOS, PAD, CharTokenizer
+from selfimprove_jax.tokenizer import BOS, PAD, CharTokenizer
 from selfimprove_jax.train import Batch
 
 LENGTH_BUCKET = 8  # sequence lengths round up to this: few shapes to compile, little padding

@@ -13,12 +13,12 @@ import json
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
 from jax.sharding import PartitionSpec as P
 
-from selfimprove_jax import checkpoint, curriculum, data, filtering, lm, sampling, scoring, sharding
+from selfimprove_jax import checkpoint, curriculum, data, files, filtering, lm, sampling, scoring
+from selfimprove_jax import sharding
 from selfimprove_jax import model as model_lib
 from selfimprove_jax import train as train_lib
 from selfimprove_jax.filtering import Example, Mixture, Source
@@ -135,17 +135,14 @@ def check_same_experiment(config: ml_collections.ConfigDict, workdir: Path) -> N
   path = workdir / "config.json"
   current = json.loads(config.to_json_best_effort())
   if not path.exists():
-    path.write_text(json.dumps(current, indent=1))
+    files.atomic_write(path, json.dumps(current, indent=1))
     return
-  try:
-    saved = _flat(json.loads(path.read_text()))
-  except json.JSONDecodeError:
-    raise ValueError(f"{path} is not valid JSON; restore it or use a new --workdir") from None
+  saved = _flat(files.read_json(path))
   for field, value in _flat(current).items():
     if field not in _RESUMABLE_CHANGES and saved.get(field) != value:
       raise ValueError(f"workdir {workdir} holds a run with {field}={saved.get(field)!r}, "
                        f"not {value!r}; use a new --workdir or the original settings")
-  path.write_text(json.dumps(current, indent=1))  # e.g. a raised `generations`
+  files.atomic_write(path, json.dumps(current, indent=1))  # e.g. a raised `generations`
 
 
 @dataclasses.dataclass(eq=False)

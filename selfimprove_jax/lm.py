@@ -35,7 +35,6 @@ import numpy as np
 from selfimprove_jax import collapse, data
 from selfimprove_jax.filtering import Example, Source
 from selfimprove_jax.language import Language
-from selfimprove_jax.tokenizer import BOS
 
 
 def check(config: ml_collections.ConfigDict) -> None:

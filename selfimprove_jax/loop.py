@@ -32,12 +32,11 @@ import ml_collections
 import numpy as np
 from tqdm import tqdm
 
-from selfimprove_jax import checkpoint, curriculum, data, evaluate, filtering, lm, report, scoring
-from selfimprove_jax import model as model_lib
+from selfimprove_jax import curriculum, data, evaluate, files, filtering, labelling, lm, report
 from selfimprove_jax import sampling, sharding
 from selfimprove_jax import train as train_lib
 from selfimprove_jax.curriculum import Curriculum
-from selfimprove_jax.filtering import Example, Mixture, Source
+from selfimprove_jax.filtering import Mixture, Source
 from selfimprove_jax.experiment import Setup, UserError, build
 
 SAMPLE, TRAIN, EVALUATE = 1, 2, 3  # stage ids folded into the generation's key
@@ -51,10 +50,6 @@ class LoopState:
   label_files: tuple[str, ...]  # examples files of generations 1..generation, workdir-relative
 
 
-def _member(params, e: int):
-  return jax.tree.map(lambda x: x[e], params)
-
-
 def _writer() -> bool:
   """Logs and plots are appended by process 0 alone; per-generation files are
   written whole (atomically, identically) by every process, which all read them."""
@@ -62,93 +57,11 @@ def _writer() -> bool:
 
 
 # ----------------------------------------------------------------------------
-# Stages.
-
-
-def sample_stage(setup: Setup, state: LoopState, key):
-  """K samples from each ensemble member for fresh problems just past the frontier."""
-  cfg = setup.config.sample
-  g = state.generation + 1
-  difficulties = state.curriculum.next_difficulties()
-  rng = np.random.default_rng([setup.config.seed, g, SAMPLE])
-  problems = setup.task.batch(rng, np.resize(difficulties, cfg.prompts_per_generation))
-  k, members = cfg.samples_per_prompt, setup.config.ensemble_size
-  # Prompt i's samples are rows i*K .. i*K+K-1 of each member's calls.
-  rows = [t for t in data.prompt_tokens(setup.tok, [p.prompt for p in problems]) for _ in range(k)]
-  sampler = setup.sampler(setup.sample_method, setup.max_answer_tokens(problems))
-  with tqdm(total=len(rows) * members, desc=f"gen {g} sample", unit="seq", leave=False) as bar:
-    outs = [sampler.in_chunks(_member(state.train.params, e), rows, jax.random.fold_in(key, e),
-                              cfg.rows_per_call, bar.update) for e in range(members)]
-  out = jax.tree.map(lambda *xs: np.concatenate(xs), *outs)
-  n = len(problems)
-  # [E * N * K] in member-major order -> [N, E * K]
-  regroup = lambda x: np.asarray(x).reshape(members, n, k).transpose(1, 0, 2).reshape(n, members * k)
-  texts = regroup(np.array([setup.tok.decode(t) for t in out.tokens], dtype=object))
-  cands = scoring.Candidates(prompts=[p.prompt for p in problems], completions=texts.tolist(),
-                             finished=regroup(out.done), mean_logprob=regroup(out.mean_logprob))
-  stats = out.token_stats()
-  return problems, cands, stats
-
-
-def filter_stage(setup: Setup, g: int, problems, cands: scoring.Candidates, scores):
-  """Kept labels, plus what ground truth says about them (measurement only)."""
-  cfg = setup.config.filter
-  valid = cands.initially_valid()
-  votes = scoring.vote_counts(cands, valid)
-  kept = filtering.select(scores, cfg.threshold, cfg.keep)
-  if cfg.dedupe:
-    kept = filtering.dedupe(cands.prompts, cands.completions, kept)
-  correct = np.array([[setup.task.verify(p, c) for c in row]
-                      for p, row in zip(problems, cands.completions)]) & valid
-  rows = []
-  for i, p in enumerate(problems):
-    seen = {}
-    for j, c in enumerate(cands.completions[i]):
-      if c in seen:  # one row per distinct answer; kept if any copy was kept
-        rows[seen[c]]["kept"] |= bool(kept[i, j])
-        continue
-      seen[c] = len(rows)
-      rows.append(dict(generation=g, difficulty=p.difficulty, prompt=p.prompt, completion=c,
-                       votes=int(votes[i, j]), score=round(float(scores[i, j]), 6),
-                       kept=bool(kept[i, j]), correct=bool(correct[i, j])))
-  num_kept = int(kept.sum())
-  solvable = correct.any(axis=1)
-  stats = dict(
-      kept=num_kept,
-      kept_precision=float((kept & correct).sum() / num_kept) if num_kept else None,
-      # Of the prompts some sample answered right, the share that kept a right label.
-      kept_recall=float(((kept & correct).any(1) & solvable).sum() / solvable.sum())
-      if solvable.any() else None,
-      kept_fraction=float(kept.any(axis=1).mean()),
-      sample_accuracy=float(correct.mean()),
-      self_consistency=scoring.self_consistency(cands),
-      distinct_answers=float(np.mean([len(set(r)) for r in cands.completions])),
-  )
-  return rows, stats
-
-
-def write_labels(setup: Setup, g: int, rows, stats: dict) -> str:
-  """Writes generation g's examples file and stage metrics; returns the file's relative path."""
-  directory = setup.workdir / "generations" / f"{g:03d}"
-  directory.mkdir(parents=True, exist_ok=True)
-  report.atomic_write(directory / "examples.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
-  report.atomic_write(directory / "labelling.json", json.dumps(stats, indent=1))
-  return str((directory / "examples.jsonl").relative_to(setup.workdir))
-
-
-def read_labels(setup: Setup, relative: str) -> list[Example]:
-  """The kept labels of one examples file, in file order."""
-  out = []
-  with open(setup.workdir / relative) as f:
-    for line in f:
-      r = json.loads(line)
-      if r["kept"]:
-        out.append(Example(r["prompt"], r["completion"], r["difficulty"], r["generation"]))
-  return out
+# Stages (task mode's labelling is in labelling.py, LM mode's in lm.py).
 
 
 def data_stage(setup: Setup, state: LoopState) -> Mixture | None:
-  kept = [Source.from_list(f, read_labels(setup, f)) for f in state.label_files]
+  kept = [Source.from_list(f, labelling.read_labels(setup, f)) for f in state.label_files]
   return filtering.training_mixture(setup.config.data_policy, setup.ground_truth, kept,
                                     setup.config.data.mix_fraction)
 
@@ -187,24 +100,9 @@ def train_stage(setup: Setup, g: int, train_state, mixture: Mixture, *, steps: i
 def evaluate_stage(setup: Setup, params) -> dict[int, float]:
   """Greedy accuracy of member 0 on the fixed evaluation set, by difficulty."""
   sampler = setup.sampler(sampling.Greedy(), setup.max_answer_tokens(setup.eval_problems))
-  graded = evaluate.grade(sampler, _member(params, 0), setup.tok, setup.task, setup.eval_problems,
-                          jax.random.key(0))
+  graded = evaluate.grade(sampler, labelling.member(params, 0), setup.tok, setup.task,
+                          setup.eval_problems, jax.random.key(0))
   return evaluate.accuracy_by_difficulty(graded)
-
-
-def label_problems(setup: Setup, state: LoopState, key, g: int):
-  """Task mode's sample -> score -> filter: the rows of generation g's examples file."""
-  seconds, tic = {}, time.perf_counter()
-  problems, cands, stats = sample_stage(setup, state, jax.random.fold_in(key, SAMPLE))
-  seconds["sample"] = time.perf_counter() - tic
-  tic = time.perf_counter()
-  # Only `verifier` receives the problems: make_scorer hands them to nobody else.
-  scores = scoring.make_scorer(setup.config.scorer, setup.task, problems)(cands)
-  seconds["score"] = time.perf_counter() - tic
-  tic = time.perf_counter()
-  rows, filter_stats = filter_stage(setup, g, problems, cands, scores)
-  seconds["filter"] = time.perf_counter() - tic
-  return rows, stats | filter_stats, seconds
 
 
 # ----------------------------------------------------------------------------
@@ -216,28 +114,30 @@ def generation_step(setup: Setup, state: LoopState, stop_after=None) -> tuple[Lo
   key = jax.random.fold_in(setup.root_key, g)
   ckpt, cfg = setup.checkpoints, setup.config
   seconds, stats = {}, {}
-  resumed = ckpt.latest_progress(g)
+  progress = _restore_progress(setup, g, state.train)
+  resumed = progress[0] if progress else None  # the last training step saved
   label_files = state.label_files
   # Log lines from an interrupted attempt at this generation are about to be redone.
   if _writer():
-    report.trim_jsonl(setup.workdir / "train_log.jsonl", lambda r: r["generation"] < g or (
-        resumed is not None and r["step"] <= resumed))
+    files.trim_jsonl(setup.workdir / "train_log.jsonl", lambda r: r["generation"] < g or (
+        resumed is not None and r["step"] <= resumed), fields=dict(generation=int, step=int))
 
   tic = time.perf_counter()
   if g > 0:
     relative = str(Path("generations") / f"{g:03d}" / "examples.jsonl")
     if resumed is not None:  # the labels were written before training started
-      stats = json.loads((setup.workdir / "generations" / f"{g:03d}" / "labelling.json").read_text())
+      stats = files.read_json(setup.workdir / "generations" / f"{g:03d}" / "labelling.json")
       seconds = stats.pop("seconds")
-    elif setup.text:  # LM mode: the model's own text, unscored
-      rows, stats = lm.label_stage(setup, _member(state.train.params, 0), g,
-                                   jax.random.fold_in(key, SAMPLE),
-                                   np.random.default_rng([cfg.seed, g, SAMPLE]))
-      seconds["sample"] = time.perf_counter() - tic
-      relative = write_labels(setup, g, rows, dict(stats, seconds=seconds))
     else:
-      rows, stats, seconds = label_problems(setup, state, key, g)
-      relative = write_labels(setup, g, rows, dict(stats, seconds=seconds))
+      sample_key, rng = jax.random.fold_in(key, SAMPLE), np.random.default_rng([cfg.seed, g, SAMPLE])
+      if setup.text:  # LM mode: the model's own text, unscored
+        rows, stats = lm.label_stage(setup, labelling.member(state.train.params, 0), g,
+                                     sample_key, rng)
+        seconds["sample"] = time.perf_counter() - tic
+      else:
+        rows, stats, seconds = labelling.label_stage(setup, state.train.params, state.curriculum,
+                                                     g, sample_key, rng)
+      relative = labelling.write_labels(setup, g, rows, dict(stats, seconds=seconds))
     label_files = state.label_files + (relative,)
     tic = time.perf_counter()
 
@@ -249,7 +149,7 @@ def generation_step(setup: Setup, state: LoopState, stop_after=None) -> tuple[Lo
   steps = cfg.train.steps if g == 0 else cfg.train.steps_per_generation
   step_fn = setup.train_step(g)
   if resumed is not None:
-    arrays, meta = ckpt.restore_progress(g, resumed, like=setup.arrays(state.train))
+    _, arrays, meta = progress
     train_state, start, tokens_before = arrays["train"], resumed, meta["tokens_trained"]
     logging.info("generation %d: resuming training after step %d", g, resumed)
   else:
@@ -287,7 +187,7 @@ def generation_step(setup: Setup, state: LoopState, stop_after=None) -> tuple[Lo
                  train_examples=mixture.size if mixture else 0)
   new_curriculum = state.curriculum
   if setup.text:
-    metrics.update(lm.evaluate_stage(setup, _member(train_state.params, 0), g,
+    metrics.update(lm.evaluate_stage(setup, labelling.member(train_state.params, 0), g,
                                      jax.random.fold_in(key, EVALUATE)))
   else:
     accuracy = evaluate_stage(setup, train_state.params)
@@ -316,6 +216,28 @@ def generation_step(setup: Setup, state: LoopState, stop_after=None) -> tuple[Lo
   return new_state, metrics
 
 
+def _restore_progress(setup: Setup, g: int, like):
+  """(step, arrays, meta) saved inside generation g's training, or None.
+
+  An unreadable progress checkpoint is set aside: the generation then starts
+  over, and redraws exactly what it drew before.
+  """
+  step = setup.checkpoints.latest_progress(g)
+  if step is None:
+    return None
+  try:
+    return step, *setup.checkpoints.restore_progress(g, step, like=setup.arrays(like))
+  except Exception as e:  # noqa: BLE001  Orbax and TensorStore raise plain Exceptions
+    logging.warning("generation %d: progress checkpoint at step %d cannot be read (%s); "
+                    "restarting the generation", g, step, _first_line(e))
+    setup.checkpoints.set_aside("progress", g, step)
+    return None
+
+
+def _first_line(e: Exception) -> str:
+  return (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+
+
 class StopRun(Exception):
   """Raised by `run(stop_after=...)`: tests use it to interrupt a run where they choose."""
 
@@ -336,6 +258,45 @@ def restore(setup: Setup, generation: int) -> LoopState:
                    train=arrays["train"], label_files=tuple(meta["label_files"]))
 
 
+def resume(setup: Setup) -> tuple[LoopState, list[dict]]:
+  """The state of the newest readable generation checkpoint, and the metrics up to it.
+
+  A checkpoint that cannot be restored (truncated, corrupted) is set aside
+  with a warning and the one before it is used: the generations after it are
+  then redone, drawing what they drew the first time.
+  """
+  ckpt = setup.checkpoints
+  state, unreadable = initial_state(setup), []
+  for g in reversed(ckpt.generations()):
+    try:
+      state = restore(setup, g)
+      break
+    except Exception as e:  # noqa: BLE001  Orbax and TensorStore raise plain Exceptions
+      logging.warning("the checkpoint of generation %d cannot be read (%s)", g, _first_line(e))
+      unreadable.append((g, e))
+  else:
+    if unreadable:  # every one failing is more likely a bug or a version change than a disk
+      g, e = unreadable[-1]
+      raise UserError(f"no checkpoint in {ckpt.directory} can be read (generation {g}: "
+                      f"{_first_line(e)}); move it away or use a new --workdir")
+  for g, _ in unreadable:
+    ckpt.set_aside("generations", g, g)
+  if unreadable:
+    logging.warning("falling back to generation %d; the generations after it are redone",
+                    state.generation)
+  ckpt.drop_stale_progress(keep=state.generation + 1)
+
+  # Lines after the checkpoint (if any) belong to nothing saved; a missing
+  # line (a crash between checkpoint and log) comes back from the checkpoint.
+  history = [m for m in report.read_metrics(setup.workdir / "metrics.jsonl")
+             if m["generation"] <= state.generation]
+  if state.generation >= 0 and (not history or history[-1]["generation"] < state.generation):
+    history.append(ckpt.generation_meta(state.generation)["metrics"])
+  if _writer():
+    files.write_jsonl(setup.workdir / "metrics.jsonl", history)
+  return state, history
+
+
 def run(config: ml_collections.ConfigDict, workdir: str, *,
         stop_after: tuple[int, int | None] | None = None) -> list[dict]:
   """Runs (or resumes) every generation; returns the per-generation metrics.
@@ -345,36 +306,21 @@ def run(config: ml_collections.ConfigDict, workdir: str, *,
   """
   setup = build(config, workdir)
   if setup.text and _writer():  # the human reference every generation is measured against
-    report.atomic_write(setup.workdir / "human.json", json.dumps(setup.text.human, indent=1))
-  latest = setup.checkpoints.latest_generation()
-  try:
-    history = report.read_metrics(setup.workdir / "metrics.jsonl")
-  except ValueError as e:
-    raise UserError(str(e)) from None
-  if latest is None:
-    state = initial_state(setup)
-  else:
-    state = restore(setup, latest)
-    # Lines after the checkpoint (if any) belong to nothing saved; a missing
-    # line (a crash between checkpoint and log) comes back from the checkpoint.
-    history = [m for m in history if m["generation"] <= latest]
-    if not history or history[-1]["generation"] < latest:
-      history.append(setup.checkpoints.generation_meta(latest)["metrics"])
-    if _writer():
-      report.write_metrics(setup.workdir / "metrics.jsonl", history)
+    files.atomic_write(setup.workdir / "human.json", json.dumps(setup.text.human, indent=1))
+  state, history = resume(setup)
   if state.generation >= config.generations:
     print(f"{setup.workdir}: all {config.generations} generations are done; nothing to do.")
     setup.checkpoints.close()
     return history
-  if latest is not None:
-    print(f"resuming after generation {latest} in {setup.workdir}")
+  if state.generation >= 0:
+    print(f"resuming after generation {state.generation} in {setup.workdir}")
 
   try:
     for _ in range(state.generation + 1, config.generations + 1):
       state, metrics = generation_step(setup, state, stop_after)
       history.append(metrics)
       if _writer():
-        report.append_metrics(setup.workdir / "metrics.jsonl", metrics)
+        files.append_jsonl(setup.workdir / "metrics.jsonl", metrics)
         if setup.text:
           print(report.lm_table(history, setup.text.human), flush=True)
           report.lm_plot(history, setup.text.human, setup.workdir / "report.png")

@@ -1,46 +1,16 @@
 """What a run leaves for people: metrics.jsonl, a summary table, and report.png."""
 
-import json
 import os
 from pathlib import Path
 
 import numpy as np
 
+from selfimprove_jax import files
+
 
 def read_metrics(path: Path) -> list[dict]:
-  if not path.exists():
-    return []
-  rows = []
-  for n, line in enumerate(path.read_text().splitlines(), 1):
-    if not line.strip():
-      continue
-    try:
-      rows.append(json.loads(line))
-    except json.JSONDecodeError:
-      raise ValueError(f"{path}:{n} is not a JSON object; fix or remove that line") from None
-  return rows
-
-
-def atomic_write(path: Path, text: str) -> None:
-  """A crash leaves the old file or the new one, never half of one."""
-  tmp = path.with_name(path.name + ".tmp")
-  tmp.write_text(text)
-  os.replace(tmp, path)
-
-
-def write_metrics(path: Path, rows: list[dict]) -> None:
-  atomic_write(path, "".join(json.dumps(r) + "\n" for r in rows))
-
-
-def append_metrics(path: Path, row: dict) -> None:
-  with open(path, "a") as f:
-    f.write(json.dumps(row) + "\n")
-
-
-def trim_jsonl(path: Path, keep) -> None:
-  """Drops the lines of a JSON-lines log for which keep(row) is false (work being redone)."""
-  if path.exists():
-    write_metrics(path, [r for r in read_metrics(path) if keep(r)])
+  """metrics.jsonl: one object per finished generation."""
+  return files.read_jsonl(path, {"generation": int})
 
 
 def _fmt(x, spec=".2f") -> str:
@@ -62,7 +32,7 @@ def table(history: list[dict], trained_max: int) -> str:
                  f"{m['frontier']:>5} | {acc} | {sum(m['seconds'].values()):5.0f}")
   lines.append("label: difficulty self-labelled; prec: kept labels truly right (ground truth, "
                "measurement only);\ncons: self-consistency; front: frontier after the gate; "
-               f"d*: difficulties in the ground-truth data")
+               "d*: difficulties in the ground-truth data")
   return "\n".join(lines)
 
 
