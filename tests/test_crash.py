@@ -1,0 +1,55 @@
+"""A run killed anywhere loses nothing, and one seed gives one result.
+
+The long version (50 kills, some at random times) is a separate command:
+`python tests/crash_harness.py --kills=50`; see the README's Reliability section.
+"""
+
+import signal
+
+import pytest
+
+import crash_harness as harness
+
+# One kill of every kind, in the order a run meets them.
+CI_POINTS = ["train:0:5", "progress:0", "checkpoint:0", "sample:1", "score:1", "labels:1",
+             "metrics:1"]
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+  workdir = tmp_path_factory.mktemp("crash") / "reference"
+  assert harness.attempt(workdir) == 0
+  return workdir, harness.outputs(workdir)
+
+
+def test_same_config_and_seed_give_identical_runs(reference):
+  workdir, expected = reference
+  again = workdir.parent / "again"
+  assert harness.attempt(again) == 0
+  assert harness.outputs(again) == expected
+  assert expected["params"] and len(expected["metrics.jsonl"]) == 3
+
+
+def test_killed_at_every_stage_the_run_ends_as_if_never_killed(reference):
+  workdir, expected = reference
+  crashed = workdir.parent / "crashed"
+  history = harness.crash_run(crashed, CI_POINTS, kills=len(CI_POINTS), log=lambda _: None)
+  # Every attempt died where it was aimed; none slipped past its point.
+  assert history == [(p, -signal.SIGKILL) for p in CI_POINTS]
+  got = harness.outputs(crashed)
+  assert sorted(got) == sorted(expected)
+  for name in expected:  # compared one by one, for a readable failure
+    assert got[name] == expected[name], name
+  assert harness.leftovers(crashed) == []
+
+
+def test_reachable_skips_points_the_run_has_passed(tmp_path):
+  progress = tmp_path / "checkpoints" / "progress_1" / "10"
+  progress.mkdir(parents=True)
+  (tmp_path / "checkpoints" / "generations" / "0").mkdir(parents=True)
+  assert harness.position(tmp_path) == (0, 10)
+  assert not harness.reachable(tmp_path, "checkpoint:0")
+  assert not harness.reachable(tmp_path, "sample:1")  # labelled before the progress was saved
+  assert harness.reachable(tmp_path, "train:1:5") and not harness.reachable(tmp_path, "train:1:15")
+  assert not harness.reachable(tmp_path, "progress:1")  # 10 + 10 is the end of 20 steps
+  assert harness.reachable(tmp_path, "sample:2")
