@@ -89,6 +89,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   # "continue" from the last generation's weights, or "restart" from generation 0's.
   c.train.init = "continue"
   c.train.log_every = 20
+  # Stop after this many non-finite (skipped) steps in a row.
+  c.train.max_nonfinite_steps = 20
 
   c.optimizer = ml_collections.ConfigDict()
   c.optimizer.learning_rate = 3e-3

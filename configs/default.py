@@ -69,6 +69,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   # "continue" from the last generation's weights, or "restart" from generation 0's (ReST-EM).
   c.train.init = "continue"
   c.train.log_every = 50
+  # Stop the run when this many steps in a row had a non-finite loss or gradient
+  # (each one is skipped, so the weights stay the last finite ones).
+  c.train.max_nonfinite_steps = 20
 
   c.optimizer = ml_collections.ConfigDict()
   # Each generation gets a fresh AdamW and schedule over its own steps.

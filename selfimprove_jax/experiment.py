@@ -19,6 +19,7 @@ from jax.sharding import PartitionSpec as P
 
 from selfimprove_jax import checkpoint, curriculum, data, files, filtering, lm, sampling, scoring
 from selfimprove_jax import sharding
+from selfimprove_jax.errors import UserError
 from selfimprove_jax import model as model_lib
 from selfimprove_jax import train as train_lib
 from selfimprove_jax.filtering import Example, Mixture, Source
@@ -29,10 +30,9 @@ TRAIN_INIT = ("continue", "restart")
 MODES = ("task", "lm")
 
 
-class UserError(ValueError):
-  """A mistake in the config, the workdir or a file in it: reported as one line, no traceback."""
 # Fields a resumed run may change; any other difference means another experiment.
-_RESUMABLE_CHANGES = ("generations", "train.log_every", "checkpoint.every_steps")
+_RESUMABLE_CHANGES = ("generations", "train.log_every", "train.max_nonfinite_steps",
+                      "checkpoint.every_steps")
 
 
 def _field(config: ml_collections.ConfigDict, field: str):
@@ -74,7 +74,7 @@ def check(config: ml_collections.ConfigDict, mesh) -> None:
     raise ValueError(f"train.init must be one of {list(TRAIN_INIT)}, got {config.train.init!r}")
   _check_fractions(config, ("data.mix_fraction",))
   _check_positive(config, ("ensemble_size", "data.train_size", "train.batch_size", "train.steps",
-                           "train.steps_per_generation", "train.log_every",
+                           "train.steps_per_generation", "train.log_every", "train.max_nonfinite_steps",
                            "sample.rows_per_call"))
   if config.generations < 0:
     raise ValueError(f"generations must be >= 0, got {config.generations}")

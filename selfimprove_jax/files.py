@@ -17,8 +17,10 @@ import logging
 import os
 from pathlib import Path
 
+from selfimprove_jax.errors import UserError
 
-class FileError(ValueError):
+
+class FileError(UserError):
   """A file the run reads is malformed: one line naming the file, the line and the fix."""
 
 

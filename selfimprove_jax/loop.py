@@ -72,6 +72,7 @@ def train_stage(setup: Setup, g: int, train_state, mixture: Mixture, *, steps: i
   cfg = setup.config.train
   seq_len = None if setup.text else setup.seq_len(mixture)
   tokens, metrics = 0, None
+  guard = train_lib.NonFiniteGuard(cfg.max_nonfinite_steps, jax.device_get(train_state.skipped))
   log = open(setup.workdir / "train_log.jsonl", "a") if _writer() else contextlib.nullcontext()
   with log, tqdm(range(start, steps), desc=f"gen {g} train", unit="step", leave=False) as bar:
     for step in bar:
@@ -86,7 +87,10 @@ def train_stage(setup: Setup, g: int, train_state, mixture: Mixture, *, steps: i
       tokens += int(batch.weights.sum())
       if metrics is not None:
         sharding.wait(metrics, setup.mesh)  # see sharding.wait
+      previous = metrics
       train_state, metrics = step_fn(train_state, sharding.shard_batch(batch, setup.mesh))
+      if previous is not None:  # a step behind: the host never waits on the step just queued
+        guard.update(jax.device_get(previous["skipped"]), f"generation {g}, step {step}")
       if (step + 1) % cfg.log_every == 0 or step + 1 == steps:
         m = {k: np.asarray(v).tolist() for k, v in jax.device_get(metrics).items()}
         bar.set_postfix(loss=f"{np.mean(m['loss']):.3f}")
@@ -94,6 +98,8 @@ def train_stage(setup: Setup, g: int, train_state, mixture: Mixture, *, steps: i
           log.write(json.dumps(dict(generation=g, step=step + 1, **m)) + "\n")
           log.flush()
       on_progress(step + 1, train_state, tokens)
+  if metrics is not None:
+    guard.update(jax.device_get(metrics["skipped"]), f"generation {g}, step {steps}")
   return train_state, tokens
 
 

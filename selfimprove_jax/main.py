@@ -12,8 +12,8 @@ import jax
 from absl import app, flags
 from ml_collections import config_flags
 
-from selfimprove_jax import files, loop
-from selfimprove_jax.experiment import UserError
+from selfimprove_jax import loop
+from selfimprove_jax.errors import UserError
 
 _DEFAULT_CONFIG = str(Path(__file__).resolve().parents[1] / "configs" / "default.py")
 
@@ -33,7 +33,7 @@ def main(argv):
                jax.process_count(), jax.device_count(), jax.devices()[0].platform)
   try:
     loop.run(_CONFIG.value, _WORKDIR.value)
-  except (UserError, files.FileError) as e:  # config, workdir or file mistakes: one line
+  except UserError as e:  # config, workdir or file mistakes: one line
     sys.exit(f"error: {e}")
 
 

@@ -10,12 +10,14 @@ import dataclasses
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from flax import struct
 from jax.sharding import PartitionSpec as P
 
 from selfimprove_jax import model as model_lib
 from selfimprove_jax import sharding
+from selfimprove_jax.errors import UserError
 from selfimprove_jax.sharding import DATA
 
 SCHEDULES = ("cosine", "wsd", "constant")
@@ -137,6 +139,34 @@ def sequence_logprobs(graphdef, params, batch: Batch):
   logits, _ = model_lib.apply(graphdef, params, batch.inputs)  # [B, T, V]
   ce = optax.softmax_cross_entropy_with_integer_labels(logits, batch.targets)  # [B, T]
   return -jnp.sum(ce * batch.weights, axis=1), jnp.sum(batch.weights, axis=1)
+
+
+class Diverged(UserError):
+  """Too many non-finite steps in a row: said in one line, like a user error."""
+
+
+class NonFiniteGuard:
+  """Counts, per ensemble member, the skipped (non-finite) steps in a row.
+
+  Fed the `skipped` totals that train_step reports; raises Diverged when a
+  member's run of skips reaches `limit`. A skipped step leaves the weights
+  alone, so whatever was saved before stays good.
+  """
+
+  def __init__(self, limit: int, skipped_before):
+    self.limit = limit
+    self._last = np.asarray(skipped_before)  # [E] totals before the first step watched
+    self._streak = np.zeros_like(self._last)
+
+  def update(self, skipped_total, where: str) -> None:
+    skipped_total = np.asarray(skipped_total)  # [E]
+    self._streak = np.where(skipped_total > self._last, self._streak + 1, 0)
+    self._last = skipped_total
+    if self._streak.max() >= self.limit:
+      raise Diverged(f"{where}: {self._streak.max()} steps in a row had a non-finite loss or "
+                     f"gradient (train.max_nonfinite_steps={self.limit}); the run stopped and "
+                     "its last checkpoint is intact. Lower optimizer.learning_rate, or find the "
+                     "first NaN with JAX_DEBUG_NANS=True")
 
 
 def make_steps(graphdef, tx, mesh):

@@ -6,8 +6,9 @@ import jax
 import numpy as np
 import pytest
 
-from selfimprove_jax import config_files, loop
-from selfimprove_jax.experiment import UserError
+from selfimprove_jax import config_files, experiment, loop
+from selfimprove_jax import train as train_lib
+from selfimprove_jax.errors import UserError
 
 REQUIRED = {"generation", "difficulty", "scorer", "accuracy", "kept", "kept_precision",
             "tokens_sampled", "tokens_trained", "seconds"}
@@ -81,6 +82,27 @@ def test_resumed_run_matches_the_uninterrupted_one(full_run, tmp_path, stop_afte
   jax.tree.map(np.testing.assert_array_equal, final_arrays(tmp_path), final_arrays(workdir))
   steps = [(r["generation"], r["step"]) for r in map(json.loads, (tmp_path / "train_log.jsonl").open())]
   assert len(steps) == len(set(steps))  # nothing logged twice by the interrupted attempt
+
+
+def test_nonfinite_steps_in_a_row_stop_the_run_and_keep_the_last_checkpoint(tmp_path, monkeypatch):
+  original = experiment.Setup.train_step
+
+  def poisoned(self, g):  # from generation 1 on, every batch's loss is NaN
+    step = original(self, g)
+    return step if g == 0 else lambda state, batch: step(state, batch.replace(
+        weights=batch.weights * np.nan))
+
+  monkeypatch.setattr(experiment.Setup, "train_step", poisoned)
+  with pytest.raises(train_lib.Diverged,
+                     match=r"^generation 1, step 3: 3 steps in a row had a non-finite loss"):
+    loop.run(tiny(**{"train.max_nonfinite_steps": 3}), str(tmp_path))
+  monkeypatch.undo()
+  assert [m["generation"] for m in map(json.loads, (tmp_path / "metrics.jsonl").open())] == [0]
+  setup = loop.build(tiny(), str(tmp_path))
+  assert setup.checkpoints.generations() == [0]
+  state = loop.restore(setup, 0)  # readable, and its weights are finite
+  setup.checkpoints.close()
+  assert all(np.isfinite(x).all() for x in jax.tree.leaves(jax.device_get(state.train.params)))
 
 
 def test_resuming_with_other_settings_is_refused(full_run):

@@ -121,3 +121,12 @@ def test_an_ensemble_step_trains_each_member_as_if_alone(mesh8):
   # Different seeds really are different models.
   first = jax.tree.leaves(jax.device_get(ensemble.params))[0]
   assert not np.allclose(first[0], first[1])
+
+
+def test_nonfinite_guard_stops_on_a_run_of_skips_not_on_scattered_ones():
+  guard = train_lib.NonFiniteGuard(3, np.array([0, 0]))
+  # [E=2] running totals of skipped steps: member 1 skips steps 1, 3, 4; member 0 never.
+  for total in ([0, 1], [0, 1], [0, 2], [0, 3]):
+    guard.update(np.array(total), "here")
+  with pytest.raises(train_lib.Diverged, match=r"^here: 3 steps in a row .*max_nonfinite_steps=3"):
+    guard.update(np.array([0, 4]), "here")
