@@ -18,6 +18,7 @@ it once, readable, to `<workdir>/generations/<g>/examples.jsonl` before it
 trains, and the meta says which files hold the labels so far.
 """
 
+import contextlib
 import logging
 import os
 import shutil
@@ -25,6 +26,12 @@ from pathlib import Path
 
 import jax
 import orbax.checkpoint as ocp
+
+from selfimprove_jax.errors import UserError
+
+
+class WriteFailed(UserError):
+  """A checkpoint could not be written (a full disk, a lost mount): the older ones are intact."""
 
 
 def _manager(directory: Path, max_to_keep: int | None) -> ocp.CheckpointManager:
@@ -55,10 +62,25 @@ class Checkpoints:
   def generations(self) -> list[int]:
     return sorted(self._generations.all_steps())
 
+  @contextlib.contextmanager
+  def _writing(self, manager: ocp.CheckpointManager, what: str):
+    """Turns a failed write into WriteFailed, after removing what it left half written."""
+    try:
+      yield
+    except Exception as e:  # noqa: BLE001  TensorStore reports OS errors as ValueError
+      for tmp in Path(manager.directory).glob("*.orbax-checkpoint-tmp*"):
+        shutil.rmtree(tmp, ignore_errors=True)
+      latest = self._generations.latest_step()
+      kept = "no earlier checkpoint" if latest is None else f"generation {latest}'s checkpoint"
+      reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
+      raise WriteFailed(f"could not write {what} under {manager.directory} ({reason[-160:]}); "
+                        f"{kept} is intact and a rerun resumes from it once there is room") from None
+
   def save_generation(self, generation: int, arrays, meta: dict) -> None:
-    self._generations.save(generation, args=ocp.args.Composite(
-        arrays=ocp.args.StandardSave(arrays), meta=ocp.args.JsonSave(meta)), force=True)
-    self._generations.wait_until_finished()  # final before we report the generation done
+    with self._writing(self._generations, f"generation {generation}'s checkpoint"):
+      self._generations.save(generation, args=ocp.args.Composite(
+          arrays=ocp.args.StandardSave(arrays), meta=ocp.args.JsonSave(meta)), force=True)
+      self._generations.wait_until_finished()  # final before we report the generation done
     self._drop_progress(generation)
 
   def restore_generation(self, generation: int, like):
@@ -84,8 +106,11 @@ class Checkpoints:
     return self.every_steps > 0 and step % self.every_steps == 0 and step < total
 
   def save_progress(self, generation: int, step: int, arrays, meta: dict) -> None:
-    self._progress_manager(generation).save(step, args=ocp.args.Composite(
-        arrays=ocp.args.StandardSave(arrays), meta=ocp.args.JsonSave(meta)), force=True)
+    manager = self._progress_manager(generation)
+    # Written in the background while training goes on; a failure surfaces at the next save.
+    with self._writing(manager, f"generation {generation}'s progress"):
+      manager.save(step, args=ocp.args.Composite(
+          arrays=ocp.args.StandardSave(arrays), meta=ocp.args.JsonSave(meta)), force=True)
 
   def latest_progress(self, generation: int) -> int | None:
     if not (self.directory / f"progress_{generation}").exists():

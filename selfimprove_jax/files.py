@@ -24,12 +24,21 @@ class FileError(UserError):
   """A file the run reads is malformed: one line naming the file, the line and the fix."""
 
 
+class WriteFailed(UserError):
+  """A file could not be written (a full disk, say); its previous version is intact."""
+
+
 def atomic_write(path: Path, text: str) -> None:
   tmp = path.with_name(path.name + ".tmp")
-  with open(tmp, "w") as f:
-    f.write(text)
-    f.flush()
-    os.fsync(f.fileno())  # on disk before it replaces the old file
+  try:
+    with open(tmp, "w") as f:
+      f.write(text)
+      f.flush()
+      os.fsync(f.fileno())  # on disk before it replaces the old file
+  except OSError as e:
+    tmp.unlink(missing_ok=True)
+    raise WriteFailed(f"could not write {path} ({e.strerror}); its previous version, "
+                      "if any, is intact") from None
   os.replace(tmp, path)
 
 
@@ -38,8 +47,12 @@ def write_jsonl(path: Path, rows: list[dict]) -> None:
 
 
 def append_jsonl(path: Path, row: dict) -> None:
-  with open(path, "a") as f:
-    f.write(json.dumps(row) + "\n")
+  try:
+    with open(path, "a") as f:
+      f.write(json.dumps(row) + "\n")
+  except OSError as e:  # a torn line at worst, which read_jsonl drops
+    raise WriteFailed(f"could not append to {path} ({e.strerror}); the lines before are "
+                      "intact") from None
 
 
 def _describe(value) -> str:

@@ -20,7 +20,6 @@ is written down and never fed back. The `verifier` scorer is the exception
 that proves the rule: it is the "paths that work" mode, and it says so.
 """
 
-import contextlib
 import dataclasses
 import json
 import logging
@@ -73,8 +72,7 @@ def train_stage(setup: Setup, g: int, train_state, mixture: Mixture, *, steps: i
   seq_len = None if setup.text else setup.seq_len(mixture)
   tokens, metrics = 0, None
   guard = train_lib.NonFiniteGuard(cfg.max_nonfinite_steps, jax.device_get(train_state.skipped))
-  log = open(setup.workdir / "train_log.jsonl", "a") if _writer() else contextlib.nullcontext()
-  with log, tqdm(range(start, steps), desc=f"gen {g} train", unit="step", leave=False) as bar:
+  with tqdm(range(start, steps), desc=f"gen {g} train", unit="step", leave=False) as bar:
     for step in bar:
       rng = np.random.default_rng([setup.config.seed, g, TRAIN, step])
       if setup.text:  # LM mode: whole texts packed into rows, no padding to the longest
@@ -95,8 +93,8 @@ def train_stage(setup: Setup, g: int, train_state, mixture: Mixture, *, steps: i
         m = {k: np.asarray(v).tolist() for k, v in jax.device_get(metrics).items()}
         bar.set_postfix(loss=f"{np.mean(m['loss']):.3f}")
         if _writer():
-          log.write(json.dumps(dict(generation=g, step=step + 1, **m)) + "\n")
-          log.flush()
+          files.append_jsonl(setup.workdir / "train_log.jsonl",
+                             dict(generation=g, step=step + 1, **m))
       on_progress(step + 1, train_state, tokens)
   if metrics is not None:
     guard.update(jax.device_get(metrics["skipped"]), f"generation {g}, step {steps}")

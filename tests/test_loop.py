@@ -1,6 +1,7 @@
 """The loop end to end on configs/tiny.py: outputs, resuming, refusing bad configs."""
 
 import json
+import shutil
 
 import jax
 import numpy as np
@@ -82,6 +83,32 @@ def test_resumed_run_matches_the_uninterrupted_one(full_run, tmp_path, stop_afte
   jax.tree.map(np.testing.assert_array_equal, final_arrays(tmp_path), final_arrays(workdir))
   steps = [(r["generation"], r["step"]) for r in map(json.loads, (tmp_path / "train_log.jsonl").open())]
   assert len(steps) == len(set(steps))  # nothing logged twice by the interrupted attempt
+
+
+def test_a_corrupted_latest_checkpoint_is_set_aside_and_its_generation_redone(full_run, tmp_path,
+                                                                            caplog):
+  workdir, history = full_run
+  shutil.copytree(workdir, tmp_path, dirs_exist_ok=True)
+  data = max((tmp_path / "checkpoints/generations/2/arrays").rglob("d/*"), key=lambda p: p.stat().st_size)
+  data.write_bytes(data.read_bytes()[:100])  # truncated, as by a failing disk
+  resumed = loop.run(tiny(), str(tmp_path))
+  assert "the checkpoint of generation 2 cannot be read" in caplog.text
+  assert "falling back to generation 1" in caplog.text
+  assert without_seconds(resumed) == without_seconds(history)
+  jax.tree.map(np.testing.assert_array_equal, final_arrays(tmp_path), final_arrays(workdir))
+  assert (tmp_path / "checkpoints/unreadable/generations_2/arrays").is_dir()  # kept, not deleted
+
+
+def test_a_workdir_whose_checkpoints_all_fail_is_refused_untouched(full_run, tmp_path):
+  workdir, _ = full_run
+  shutil.copytree(workdir, tmp_path, dirs_exist_ok=True)
+  for g in (0, 1, 2):
+    (tmp_path / f"checkpoints/generations/{g}/arrays/_METADATA").write_text("{")
+  before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+  with pytest.raises(UserError, match=r"no checkpoint in .* can be read \(generation 0: .*\); "
+                     r"move it away or use a new --workdir"):
+    loop.run(tiny(), str(tmp_path))
+  assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
 
 
 def test_nonfinite_steps_in_a_row_stop_the_run_and_keep_the_last_checkpoint(tmp_path, monkeypatch):
