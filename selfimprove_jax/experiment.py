@@ -35,23 +35,86 @@ _RESUMABLE_CHANGES = ("generations", "train.log_every", "train.max_nonfinite_ste
                       "checkpoint.every_steps")
 
 
+# Every field's type and accepted range, checked before anything else, so that
+# no later comparison meets a string or a NaN. ("int", low): an integer from
+# low on; an interval: any real number in it; "str"/"bool": that type.
+_FIELDS = {
+    "": {"seed": ("int", 0), "generations": ("int", 0), "ensemble_size": ("int", 1),
+         "model.num_layers": ("int", 1), "model.embed_dim": ("int", 1),
+         "model.num_heads": ("int", 1), "model.mlp_dim": ("int", 1),
+         "model.pos_encoding": ("str",), "model.dtype": ("str",), "data.train_size": ("int", 1),
+         "data.mix_fraction": ("[0, 1]",), "data.dir": ("str",), "data_policy": ("str",),
+         "train.batch_size": ("int", 1), "train.steps": ("int", 1),
+         "train.steps_per_generation": ("int", 1), "train.init": ("str",),
+         "train.log_every": ("int", 1), "train.max_nonfinite_steps": ("int", 1),
+         "optimizer.learning_rate": ("(0, inf)",), "optimizer.schedule": ("str",),
+         "optimizer.warmup_steps": ("int", 0), "optimizer.weight_decay": ("[0, inf)",),
+         "optimizer.b1": ("[0, 1)",), "optimizer.b2": ("[0, 1)",),
+         "optimizer.grad_clip": ("[0, inf)",), "sample.temperature": ("[0, inf)",),
+         "sample.top_k": ("int", 0), "sample.top_p": ("(0, 1]",),
+         "sample.rows_per_call": ("int", 1), "checkpoint.every_steps": ("int", 0),
+         "checkpoint.max_to_keep": ("int", 0)},
+    "task": {"task": ("str",), "scorer": ("str",), "data.min_difficulty": ("int", 1),
+             "data.max_difficulty": ("int", 1), "sample.prompts_per_generation": ("int", 1),
+             "sample.samples_per_prompt": ("int", 1), "filter.threshold": ("[0, 1]",),
+             "filter.keep": ("str",), "filter.dedupe": ("bool",), "curriculum.gate": ("str",),
+             "curriculum.gate_threshold": ("[0, 1]",), "curriculum.window": ("int", 1),
+             "eval.max_difficulty": ("int", 1), "eval.per_difficulty": ("int", 1)},
+    "lm": {"lm.source": ("str",), "lm.text_feature": ("str",), "lm.train_split": ("str",),
+           "lm.eval_split": ("str",), "lm.max_chars": ("int", 1), "lm.row_tokens": ("int", 1),
+           "lm.prompt_chars": ("int", 0), "lm.samples_per_generation": ("int", 1),
+           "eval.heldout_size": ("int", 1), "eval.samples": ("int", 1),
+           "eval.tail_mass": ("(0, 1)",)},
+}
+# The procedural language's fields, when lm.source is "procedural".
+_LANGUAGE_FIELDS = {"language.vocab_size": ("int", 1), "language.num_classes": ("int", 1),
+                    "language.zipf": ("(0, inf)",), "language.mean_words": ("[1, inf)",),
+                    "language.max_words": ("int", 1)}
+# What 0 means, where it means something special.
+_ZERO_MEANS = {"sample.temperature": "0: greedy", "sample.top_k": "0: no limit",
+               "checkpoint.every_steps": "0: per generation only", "checkpoint.max_to_keep": "0: all"}
+
+
 def _field(config: ml_collections.ConfigDict, field: str):
   value = config
   for part in field.split("."):
-    value = value[part]
+    try:
+      value = value[part]
+    except (KeyError, TypeError, AttributeError):
+      raise ValueError(f"the config has no field {field} (see configs/default.py for every "
+                       "field)") from None
   return value
 
 
-def _check_positive(config: ml_collections.ConfigDict, fields) -> None:
-  for field in fields:
-    if _field(config, field) <= 0:
-      raise ValueError(f"{field} must be a positive integer, got {_field(config, field)}")
+def _check_field(config: ml_collections.ConfigDict, field: str, spec: tuple) -> None:
+  value, kind = _field(config, field), spec[0]
+  is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
+  note = f" ({_ZERO_MEANS[field]})" if field in _ZERO_MEANS else ""
+  if kind == "int":
+    if not (is_number and isinstance(value, int)):
+      raise ValueError(f"{field} must be an integer, got {value!r}")
+    if value < spec[1]:
+      bound = "a positive integer" if spec[1] == 1 else f"an integer >= {spec[1]}"
+      raise ValueError(f"{field} must be {bound}{note}, got {value!r}")
+  elif kind in ("str", "bool"):
+    if type(value) is not {"str": str, "bool": bool}[kind]:
+      name = "a string" if kind == "str" else "true or false"
+      raise ValueError(f"{field} must be {name}, got {value!r}")
+  else:  # an interval such as "[0, 1)"; NaN is in none
+    low, high = (float(x) for x in kind[1:-1].split(","))
+    inside = is_number and (low < value or (kind[0] == "[" and value == low)) and (
+        value < high or (kind[-1] == "]" and value == high))
+    if not inside:
+      wording = {"(0, inf)": "positive", "[0, inf)": ">= 0"}.get(kind, f"in {kind}")
+      raise ValueError(f"{field} must be {wording}{note}, got {value!r}")
 
 
-def _check_fractions(config: ml_collections.ConfigDict, fields) -> None:
-  for field in fields:
-    if not 0 <= _field(config, field) <= 1:
-      raise ValueError(f"{field} must be in [0, 1], got {_field(config, field)}")
+def _check_fields(config: ml_collections.ConfigDict) -> None:
+  fields = _FIELDS[""] | _FIELDS[mode(config)]
+  if mode(config) == "lm" and _field(config, "lm.source") == "procedural":
+    fields |= _LANGUAGE_FIELDS
+  for field, spec in fields.items():
+    _check_field(config, field, spec)
 
 
 def mode(config: ml_collections.ConfigDict) -> str:
@@ -63,6 +126,7 @@ def check(config: ml_collections.ConfigDict, mesh) -> None:
   """Raises ValueError naming the first bad field; touches no data and runs nothing."""
   if mode(config) not in MODES:
     raise ValueError(f"mode must be one of {list(MODES)}, got {mode(config)!r}")
+  _check_fields(config)  # types and ranges; what follows are choices and relations
   if mode(config) == "lm":
     lm.check(config)
   else:
@@ -72,32 +136,26 @@ def check(config: ml_collections.ConfigDict, mesh) -> None:
                      f"got {config.data_policy!r}")
   if config.train.init not in TRAIN_INIT:
     raise ValueError(f"train.init must be one of {list(TRAIN_INIT)}, got {config.train.init!r}")
-  _check_fractions(config, ("data.mix_fraction",))
-  _check_positive(config, ("ensemble_size", "data.train_size", "train.batch_size", "train.steps",
-                           "train.steps_per_generation", "train.log_every", "train.max_nonfinite_steps",
-                           "sample.rows_per_call"))
-  if config.generations < 0:
-    raise ValueError(f"generations must be >= 0, got {config.generations}")
   if config.train.init == "restart" and config.checkpoint.max_to_keep:
     raise ValueError("train.init='restart' reloads generation 0's checkpoint every generation; "
                      "set checkpoint.max_to_keep=0 so that it is kept")
-  if config.checkpoint.every_steps < 0:
-    raise ValueError(f"checkpoint.every_steps must be >= 0 (0: per generation only), "
-                     f"got {config.checkpoint.every_steps}")
-  if config.sample.temperature < 0:
-    raise ValueError(f"sample.temperature must be >= 0 (0: greedy), got {config.sample.temperature}")
-  if config.sample.top_k < 0:
-    raise ValueError(f"sample.top_k must be >= 0 (0: no limit), got {config.sample.top_k}")
-  if not 0 < config.sample.top_p <= 1:
-    raise ValueError(f"sample.top_p must be in (0, 1], got {config.sample.top_p}")
-  opt = train_lib.OptimizerConfig(**config.optimizer)
+  opt = _make(train_lib.OptimizerConfig, "optimizer", config.optimizer)
   if opt.schedule not in train_lib.SCHEDULES:
     raise ValueError(f"optimizer.schedule must be one of {list(train_lib.SCHEDULES)}, "
                      f"got {opt.schedule!r}")
-  if opt.learning_rate <= 0:
-    raise ValueError(f"optimizer.learning_rate must be positive, got {opt.learning_rate}")
-  model_lib.ModelConfig(vocab_size=tokenizer(config).vocab_size, **config.model)
+  _make(functools.partial(model_lib.ModelConfig, vocab_size=tokenizer(config).vocab_size),
+        "model", config.model)
   sharding.check_divisible(config.train.batch_size, mesh, field="train.batch_size")
+
+
+def _make(cls, section: str, fields: ml_collections.ConfigDict):
+  """cls(**fields), with a field cls does not know reported by name."""
+  fixed = getattr(cls, "keywords", {})  # set by the code, e.g. model.vocab_size
+  known = {f.name for f in dataclasses.fields(getattr(cls, "func", cls))} - set(fixed)
+  unknown = sorted(set(fields) - known)
+  if unknown:
+    raise ValueError(f"{section}.{unknown[0]} is not a field; {section} takes {sorted(known)}")
+  return cls(**fields)
 
 
 def _check_task(config: ml_collections.ConfigDict) -> None:
@@ -106,9 +164,6 @@ def _check_task(config: ml_collections.ConfigDict) -> None:
   if config.filter.keep not in filtering.KEEP:
     raise ValueError(f"filter.keep must be one of {list(filtering.KEEP)}, got {config.filter.keep!r}")
   curriculum.gate_value(config.curriculum.gate, 0.0, 0.0)
-  _check_fractions(config, ("filter.threshold", "curriculum.gate_threshold"))
-  _check_positive(config, ("sample.prompts_per_generation", "sample.samples_per_prompt",
-                           "curriculum.window", "eval.per_difficulty"))
   lo, hi = config.data.min_difficulty, config.data.max_difficulty
   if not 1 <= lo <= hi <= config.eval.max_difficulty:
     raise ValueError("need 1 <= data.min_difficulty <= data.max_difficulty <= "

@@ -38,20 +38,14 @@ from selfimprove_jax.language import Language
 
 
 def check(config: ml_collections.ConfigDict) -> None:
-  """LM mode's own fields; raises ValueError naming the first bad one."""
+  """How LM mode's fields must relate (their types and ranges are checked before, in
+  experiment.check); raises ValueError naming the first bad one."""
   cfg = config.lm
-  for field, value in (("lm.max_chars", cfg.max_chars), ("lm.samples_per_generation",
-                       cfg.samples_per_generation), ("eval.samples", config.eval.samples),
-                       ("eval.heldout_size", config.eval.heldout_size)):
-    if value <= 0:
-      raise ValueError(f"{field} must be a positive integer, got {value}")
   if cfg.row_tokens < cfg.max_chars + 2:
     raise ValueError(f"lm.row_tokens must hold the longest text with BOS and EOS "
                      f"(>= lm.max_chars + 2 = {cfg.max_chars + 2}), got {cfg.row_tokens}")
   if not 0 <= cfg.prompt_chars < cfg.max_chars:
     raise ValueError(f"lm.prompt_chars must be in [0, lm.max_chars), got {cfg.prompt_chars}")
-  if not 0 < config.eval.tail_mass < 1:
-    raise ValueError(f"eval.tail_mass must be in (0, 1), got {config.eval.tail_mass}")
   if config.ensemble_size != 1:
     raise ValueError(f"ensemble_size must be 1 in LM mode (one model, its own text), "
                      f"got {config.ensemble_size}")
@@ -63,8 +57,6 @@ def check(config: ml_collections.ConfigDict) -> None:
     if not 1 <= lang.mean_words <= lang.max_words:
       raise ValueError(f"need 1 <= language.mean_words <= language.max_words, "
                        f"got {lang.mean_words}, {lang.max_words}")
-    if lang.zipf <= 0:
-      raise ValueError(f"language.zipf must be positive, got {lang.zipf}")
   elif config.checkpoint.max_to_keep:
     raise ValueError("with real text, perplexities are measured under generation 0's model, "
                      "so its checkpoint must stay: set checkpoint.max_to_keep=0")

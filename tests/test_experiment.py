@@ -1,0 +1,75 @@
+"""Config validation: any value in any field passes or gets one line naming the field."""
+
+import json
+
+import ml_collections
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from selfimprove_jax import config_files, experiment
+
+CONFIGS = {name: config_files.load(name) for name in ("tiny", "collapse")}
+FIELDS = {name: sorted(experiment._flat(json.loads(c.to_json_best_effort())))
+          for name, c in CONFIGS.items()}
+
+# Values a config file could hold: every JSON-ish type, the edges of every range.
+VALUES = st.one_of(
+    st.none(), st.booleans(), st.integers(-3, 3), st.integers(), st.floats(allow_nan=True),
+    st.sampled_from([0.0, 1.0, 0.5, -0.0, 1e-9, float("inf"), 1e30]),
+    st.text(max_size=8), st.sampled_from(["", "rope", "cosine", "mix", "confidence", "restart",
+                                          "bfloat16", "file:/no/such/file", "none"]),
+    st.lists(st.integers(0, 3), max_size=2))
+
+
+def with_value(name: str, field: str, value) -> ml_collections.ConfigDict:
+  """The config with one field replaced, types unchecked, as a user's config file may hold."""
+  d = CONFIGS[name].to_dict()
+  *sections, last = field.split(".")
+  node = d
+  for s in sections:
+    node = node[s]
+  node[last] = value
+  return ml_collections.ConfigDict(d)
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.sampled_from(sorted(CONFIGS)), st.data(), VALUES)
+def test_every_field_and_value_passes_or_names_the_field(mesh8, name, data, value):
+  field = data.draw(st.sampled_from(FIELDS[name]))
+  config = with_value(name, field, value)
+  try:
+    experiment.check(config, mesh8)
+  except ValueError as e:
+    message = str(e)
+    assert "\n" not in message and len(message) < 400
+    assert field in message or field.split(".")[-1] in message, (field, value, message)
+  else:  # accepted: then it is of the type the run was written for (an int may stand for a float)
+    stock = type(experiment._field(CONFIGS[name], field))
+    assert type(value) is stock or (stock is float and type(value) is int), (field, value)
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("train.steps", "100", "train.steps must be an integer, got '100'"),
+    ("train.steps", 10.0, "train.steps must be an integer, got 10.0"),
+    ("optimizer.learning_rate", float("nan"), "optimizer.learning_rate must be positive, got nan"),
+    ("optimizer.b2", 1.0, "optimizer.b2 must be in [0, 1), got 1.0"),
+    ("filter.dedupe", "yes", "filter.dedupe must be true or false, got 'yes'"),
+    ("seed", -1, "seed must be an integer >= 0, got -1"),
+    ("checkpoint.every_steps", -1,
+     "checkpoint.every_steps must be an integer >= 0 (0: per generation only), got -1"),
+    ("model.dtype", "float8", "model.dtype must be one of"),
+])
+def test_bad_values_are_named_with_what_is_accepted(mesh8, field, value, message):
+  with pytest.raises(ValueError) as e:
+    experiment.check(with_value("tiny", field, value), mesh8)
+  assert str(e.value).startswith(message)
+
+
+def test_missing_and_unknown_fields_are_named(mesh8):
+  d = CONFIGS["tiny"].to_dict()
+  del d["train"]["log_every"]
+  with pytest.raises(ValueError, match="^the config has no field train.log_every"):
+    experiment.check(ml_collections.ConfigDict(d), mesh8)
+  with pytest.raises(ValueError, match=r"^model.depth is not a field; model takes \['dtype'"):
+    experiment.check(with_value("tiny", "model.depth", 3), mesh8)
