@@ -233,7 +233,8 @@ def crash_run(workdir: Path, points: list[str], kills: int, devices: int = 2,
     if sum(code == -signal.SIGKILL for _, code in history) >= kills:
       break
     if random_every and len(history) % random_every == random_every - 1:
-      code = attempt(workdir, "", devices, timeout=rng.uniform(4, 20))
+      # Start-up takes about 5 s: these land in it (imports, restore, clean-up) or just after.
+      code = attempt(workdir, "", devices, timeout=rng.uniform(2, 9))
       history.append(("random", code))
       log(f"random kill: exit {code}")
     if reachable(workdir, point):
@@ -256,7 +257,7 @@ def main() -> None:
     raise SystemExit(f"--dir {base} exists; remove it or pass another")
   tic = time.time()
   attempt(base / "reference", "", args.devices)
-  history = crash_run(base / "crashed", timeline(repeats=args.kills // 20 + 1), args.kills,
+  history = crash_run(base / "crashed", timeline(repeats=args.kills // 10 + 1), args.kills,
                       args.devices, random_every=5, seed=args.seed)
   expected, got = outputs(base / "reference"), outputs(base / "crashed")
   differ = [k for k in expected.keys() | got.keys() if expected.get(k) != got.get(k)]
