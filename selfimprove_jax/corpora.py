@@ -116,9 +116,21 @@ def text_file_config(path: str | Path, seed: int = 0) -> TextFileConfig:
   """Named after the file's content, so an edited file builds a new dataset."""
   path = Path(path).expanduser().resolve()
   try:
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+    content = path.read_bytes()
   except OSError as e:
     raise ValueError(f"lm.source file:{path} cannot be read ({e.strerror})") from None
+  try:
+    text = content.decode("utf-8")
+  except UnicodeDecodeError as e:
+    line = content[:e.start].count(b"\n") + 1
+    raise ValueError(f"{path}:{line} is not UTF-8 text; lm.source file: takes UTF-8 text, "
+                     "one example per line") from None
+  if "\x00" in text:
+    line = text[:text.index("\x00")].count("\n") + 1
+    raise ValueError(f"{path}:{line} holds a NUL byte; lm.source file: takes text, not binary")
+  if not text.strip():
+    raise ValueError(f"{path} holds no text; lm.source file: takes one example per line")
+  digest = hashlib.sha256(content).hexdigest()[:12]
   stem = re.sub(r"[^a-z0-9]+", "_", path.stem.lower()).strip("_") or "text"
   return TextFileConfig(name=f"{stem}-{digest}-s{seed}", path=str(path), seed=seed)
 
@@ -136,8 +148,8 @@ class SelfimproveTextFile(tfds.core.GeneratorBasedBuilder):
   def _split_generators(self, dl_manager):
     del dl_manager
     cfg = self.builder_config
-    lines = [line for line in Path(cfg.path).read_text(encoding="utf-8", errors="replace")
-             .splitlines() if line.strip()]
+    lines = [line for line in Path(cfg.path).read_text(encoding="utf-8").splitlines()
+             if line.strip()]
     order = np.random.default_rng(cfg.seed).permutation(len(lines))
     held_out = max(1, round(len(lines) * cfg.eval_fraction)) if len(lines) > 1 else 0
     return {"train": self._generate_examples(lines, sorted(order[held_out:])),

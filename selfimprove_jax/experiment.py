@@ -10,6 +10,8 @@ hidden.
 import dataclasses
 import functools
 import json
+import os
+import time
 from pathlib import Path
 
 import jax
@@ -196,8 +198,22 @@ def check_same_experiment(config: ml_collections.ConfigDict, workdir: Path) -> N
   for field, value in _flat(current).items():
     if field not in _RESUMABLE_CHANGES and saved.get(field) != value:
       raise ValueError(f"workdir {workdir} holds a run with {field}={saved.get(field)!r}, "
-                       f"not {value!r}; use a new --workdir or the original settings")
+                       f"not {value!r}; use a new --workdir, the original settings, or "
+                       "--start_over (which keeps the old run, renamed)")
   files.atomic_write(path, json.dumps(current, indent=1))  # e.g. a raised `generations`
+
+
+def set_aside_workdir(workdir: str | Path) -> Path | None:
+  """Renames an existing, non-empty workdir out of the way (never deletes it); returns its new name."""
+  workdir = Path(workdir).resolve()
+  if not workdir.is_dir() or not any(workdir.iterdir()):
+    return None
+  target = workdir.with_name(f"{workdir.name}.replaced-{time.strftime('%Y%m%d-%H%M%S')}")
+  n = 1
+  while target.exists():
+    target, n = target.with_name(f"{target.name.split('~')[0]}~{n}"), n + 1
+  os.replace(workdir, target)
+  return target
 
 
 @dataclasses.dataclass(eq=False)

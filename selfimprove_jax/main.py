@@ -12,7 +12,7 @@ import jax
 from absl import app, flags
 from ml_collections import config_flags
 
-from selfimprove_jax import loop
+from selfimprove_jax import experiment, loop
 from selfimprove_jax.errors import UserError
 
 _DEFAULT_CONFIG = str(Path(__file__).resolve().parents[1] / "configs" / "default.py")
@@ -20,6 +20,9 @@ _DEFAULT_CONFIG = str(Path(__file__).resolve().parents[1] / "configs" / "default
 _CONFIG = config_flags.DEFINE_config_file("config", _DEFAULT_CONFIG, "Python config file.",
                                           lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for logs and results.", required=True)
+_START_OVER = flags.DEFINE_bool(
+    "start_over", False, "Start a new run even if --workdir holds one; the old one is kept, "
+    "renamed to <workdir>.replaced-<time>.")
 
 
 def main(argv):
@@ -32,6 +35,10 @@ def main(argv):
   logging.info("JAX %s: process %d of %d, %d devices (%s)", jax.__version__, jax.process_index(),
                jax.process_count(), jax.device_count(), jax.devices()[0].platform)
   try:
+    if _START_OVER.value and jax.process_index() == 0:
+      moved = experiment.set_aside_workdir(_WORKDIR.value)
+      if moved:
+        logging.warning("--start_over: the previous run in %s is now %s", _WORKDIR.value, moved)
     loop.run(_CONFIG.value, _WORKDIR.value)
   except UserError as e:  # config, workdir or file mistakes: one line
     sys.exit(f"error: {e}")

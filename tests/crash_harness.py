@@ -130,7 +130,7 @@ def attempt(workdir: Path, point: str = "", devices: int = 2, timeout: float | N
   """Runs the child once; returns its exit code (-9 when killed)."""
   # Attempts share compiled programs through JAX's persistent cache, as a
   # restarted job on a VM would: a restart then costs its start-up, not a recompile.
-  env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONHASHSEED="0",
+  env = dict(os.environ, JAX_PLATFORMS="cpu",
              XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}",
              JAX_COMPILATION_CACHE_DIR=str(workdir.parent / "jax_cache"),
              JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",

@@ -4,6 +4,8 @@ import math
 import sys
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 tfds = pytest.importorskip("tensorflow_datasets")
 
@@ -68,3 +70,31 @@ def test_a_missing_text_feature_is_named(tmp_path):
   with tfds.testing.mock_data(num_examples=3):
     with pytest.raises(ValueError, match="lm.text_feature 'body' is not a feature"):
       load("tiny_shakespeare", tmp_path, text_feature="body")
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"one line\nanother\n\xff\xfe broken\n", r"text.txt:3 is not UTF-8 text"),
+    (b"fine\n\x00\x01\x02", r"text.txt:2 holds a NUL byte"),
+    (b"\n  \n", r"text.txt holds no text"),
+])
+def test_a_malformed_text_file_is_refused_with_file_and_line(tmp_path, content, message):
+  path = tmp_path / "text.txt"
+  path.write_bytes(content)
+  with pytest.raises(ValueError, match=message) as e:
+    load(f"file:{path}", tmp_path / "tfds")
+  assert "\n" not in str(e.value)
+  assert not (tmp_path / "tfds").exists()  # refused before anything was built
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.binary(max_size=200))
+def test_any_bytes_as_a_text_file_give_a_corpus_or_one_clean_error(tmp_path_factory, content):
+  base = tmp_path_factory.mktemp("fuzz")
+  path = base / "text.txt"
+  path.write_bytes(content)
+  try:
+    corpus = load(f"file:{path}", base / "tfds")
+  except ValueError as e:
+    assert str(path) in str(e) and "\n" not in str(e)
+  else:
+    assert corpus.train and all(isinstance(t, str) and t for t in corpus.train)

@@ -73,3 +73,17 @@ def test_missing_and_unknown_fields_are_named(mesh8):
     experiment.check(ml_collections.ConfigDict(d), mesh8)
   with pytest.raises(ValueError, match=r"^model.depth is not a field; model takes \['dtype'"):
     experiment.check(with_value("tiny", "model.depth", 3), mesh8)
+
+
+def test_start_over_renames_the_old_run_and_keeps_it(tmp_path):
+  workdir = tmp_path / "run"
+  assert experiment.set_aside_workdir(workdir) is None  # nothing there: nothing to do
+  workdir.mkdir()
+  (workdir / "metrics.jsonl").write_text("old\n")
+  first = experiment.set_aside_workdir(workdir)
+  workdir.mkdir()
+  (workdir / "metrics.jsonl").write_text("older\n")
+  second = experiment.set_aside_workdir(workdir)  # within the same second: another name
+  assert not workdir.exists() and first != second
+  assert first.name.startswith("run.replaced-") and (first / "metrics.jsonl").read_text() == "old\n"
+  assert (second / "metrics.jsonl").read_text() == "older\n"
