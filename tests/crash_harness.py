@@ -16,6 +16,7 @@ abrupt as the kernel's and lands exactly where it is aimed.
 """
 
 import argparse
+import collections
 import hashlib
 import json
 import os
@@ -233,8 +234,9 @@ def crash_run(workdir: Path, points: list[str], kills: int, devices: int = 2,
     if sum(code == -signal.SIGKILL for _, code in history) >= kills:
       break
     if random_every and len(history) % random_every == random_every - 1:
-      # Start-up takes about 5 s: these land in it (imports, restore, clean-up) or just after.
-      code = attempt(workdir, "", devices, timeout=rng.uniform(2, 9))
+      # Start-up takes about 5 s: these land in it (imports, restore, clean-up) or
+      # just after. Later, with compiled programs cached, a generation takes seconds.
+      code = attempt(workdir, "", devices, timeout=rng.uniform(1, 6))
       history.append(("random", code))
       log(f"random kill: exit {code}")
     if reachable(workdir, point):
@@ -257,13 +259,16 @@ def main() -> None:
     raise SystemExit(f"--dir {base} exists; remove it or pass another")
   tic = time.time()
   attempt(base / "reference", "", args.devices)
-  history = crash_run(base / "crashed", timeline(repeats=args.kills // 10 + 1), args.kills,
-                      args.devices, random_every=5, seed=args.seed)
+  points = timeline()
+  history = crash_run(base / "crashed", timeline(repeats=-(-args.kills // len(points))),
+                      args.kills, args.devices, random_every=6, seed=args.seed)
   expected, got = outputs(base / "reference"), outputs(base / "crashed")
   differ = [k for k in expected.keys() | got.keys() if expected.get(k) != got.get(k)]
   left = leftovers(base / "crashed")
   killed = sum(code == -signal.SIGKILL for _, code in history)
-  print(f"{killed} kills in {len(history)} attempts, {time.time() - tic:.0f} s; "
+  kinds = collections.Counter(point.split(":")[0] for point, code in history
+                              if code == -signal.SIGKILL)
+  print(f"{killed} kills in {len(history)} attempts ({dict(kinds)}), {time.time() - tic:.0f} s; "
         f"outputs that differ from the uninterrupted run: {differ or 'none'}; "
         f"leftovers: {left or 'none'}")
   sys.exit(1 if differ or left else 0)
