@@ -1,6 +1,6 @@
 """Kills a run with SIGKILL again and again, restarts it, and checks that nothing was lost.
 
-  python tests/crash_harness.py --kills=50        # the long version, about 25 minutes
+  python tests/crash_harness.py --kills=50        # the long version, 5-6 minutes on 2 cores
 
 Each kill lands at a chosen point: while sampling, after scoring, between two
 training steps, while a checkpoint is being written (generation or progress),
