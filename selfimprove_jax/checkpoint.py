@@ -27,7 +27,8 @@ from pathlib import Path
 import jax
 import orbax.checkpoint as ocp
 
-from selfimprove_jax.errors import UserError
+from selfimprove_jax import files
+from selfimprove_jax.errors import UserError, first_line
 
 
 class WriteFailed(UserError):
@@ -72,8 +73,7 @@ class Checkpoints:
         shutil.rmtree(tmp, ignore_errors=True)
       latest = self._generations.latest_step()
       kept = "no earlier checkpoint" if latest is None else f"generation {latest}'s checkpoint"
-      reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
-      raise WriteFailed(f"could not write {what} under {manager.directory} ({reason[-160:]}); "
+      raise WriteFailed(f"could not write {what} under {manager.directory} ({first_line(e)}); "
                         f"{kept} is intact and a rerun resumes from it once there is room") from None
 
   def save_generation(self, generation: int, arrays, meta: dict) -> None:
@@ -126,10 +126,7 @@ class Checkpoints:
     """Moves an unreadable checkpoint (`kind` "generations" or "progress") to unreadable/."""
     manager = self._generations if kind == "generations" else self._progress_manager(generation)
     source = Path(manager.directory) / str(step)
-    target = self.directory / "unreadable" / f"{source.parent.name}_{step}"
-    n = 1
-    while target.exists():  # an earlier fallback left one of the same name
-      target, n = target.with_name(f"{source.parent.name}_{step}.{n}"), n + 1
+    target = files.free_name(self.directory / "unreadable" / f"{source.parent.name}_{step}")
     target.parent.mkdir(parents=True, exist_ok=True)
     os.replace(source, target)
     manager.reload()

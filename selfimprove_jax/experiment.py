@@ -208,10 +208,8 @@ def set_aside_workdir(workdir: str | Path) -> Path | None:
   workdir = Path(workdir).resolve()
   if not workdir.is_dir() or not any(workdir.iterdir()):
     return None
-  target = workdir.with_name(f"{workdir.name}.replaced-{time.strftime('%Y%m%d-%H%M%S')}")
-  n = 1
-  while target.exists():
-    target, n = target.with_name(f"{target.name.split('~')[0]}~{n}"), n + 1
+  stamp = time.strftime("%Y%m%d-%H%M%S")
+  target = files.free_name(workdir.with_name(f"{workdir.name}.replaced-{stamp}"))
   os.replace(workdir, target)
   return target
 

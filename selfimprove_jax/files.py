@@ -42,6 +42,15 @@ def atomic_write(path: Path, text: str) -> None:
   os.replace(tmp, path)
 
 
+def free_name(path: Path) -> Path:
+  """`path`, or the first of `path.1`, `path.2`, ... that does not exist: set-aside
+  copies never overwrite one another."""
+  candidate, n = path, 1
+  while candidate.exists():
+    candidate, n = path.with_name(f"{path.name}.{n}"), n + 1
+  return candidate
+
+
 def write_jsonl(path: Path, rows: list[dict]) -> None:
   atomic_write(path, "".join(json.dumps(r) + "\n" for r in rows))
 

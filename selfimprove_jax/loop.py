@@ -36,7 +36,8 @@ from selfimprove_jax import sampling, sharding
 from selfimprove_jax import train as train_lib
 from selfimprove_jax.curriculum import Curriculum
 from selfimprove_jax.filtering import Mixture, Source
-from selfimprove_jax.experiment import Setup, UserError, build
+from selfimprove_jax.errors import UserError, first_line
+from selfimprove_jax.experiment import Setup, build
 
 SAMPLE, TRAIN, EVALUATE = 1, 2, 3  # stage ids folded into the generation's key
 
@@ -233,13 +234,9 @@ def _restore_progress(setup: Setup, g: int, like):
     return step, *setup.checkpoints.restore_progress(g, step, like=setup.arrays(like))
   except Exception as e:  # noqa: BLE001  Orbax and TensorStore raise plain Exceptions
     logging.warning("generation %d: progress checkpoint at step %d cannot be read (%s); "
-                    "restarting the generation", g, step, _first_line(e))
+                    "restarting the generation", g, step, first_line(e))
     setup.checkpoints.set_aside("progress", g, step)
     return None
-
-
-def _first_line(e: Exception) -> str:
-  return (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
 
 
 class StopRun(Exception):
@@ -276,13 +273,13 @@ def resume(setup: Setup) -> tuple[LoopState, list[dict]]:
       state = restore(setup, g)
       break
     except Exception as e:  # noqa: BLE001  Orbax and TensorStore raise plain Exceptions
-      logging.warning("the checkpoint of generation %d cannot be read (%s)", g, _first_line(e))
+      logging.warning("the checkpoint of generation %d cannot be read (%s)", g, first_line(e))
       unreadable.append((g, e))
   else:
     if unreadable:  # every one failing is more likely a bug or a version change than a disk
       g, e = unreadable[-1]
       raise UserError(f"no checkpoint in {ckpt.directory} can be read (generation {g}: "
-                      f"{_first_line(e)}); move it away or use a new --workdir")
+                      f"{first_line(e)}); move it away or use a new --workdir")
   for g, _ in unreadable:
     ckpt.set_aside("generations", g, g)
   if unreadable:
