@@ -14,7 +14,7 @@ import jax
 import numpy as np
 from tqdm import tqdm
 
-from selfimprove_jax import data, files, filtering, scoring
+from selfimprove_jax import data, files, filtering, preemption, scoring
 from selfimprove_jax.curriculum import Curriculum
 from selfimprove_jax.experiment import Setup
 from selfimprove_jax.filtering import Example
@@ -51,8 +51,11 @@ def sample_stage(setup: Setup, params, curriculum: Curriculum, g: int, key, rng)
   rows = [t for t in data.prompt_tokens(setup.tok, [p.prompt for p in problems]) for _ in range(k)]
   sampler = setup.sampler(setup.sample_method, setup.max_answer_tokens(problems))
   with tqdm(total=len(rows) * members, desc=f"gen {g} sample", unit="seq", leave=False) as bar:
+    def on_chunk(rows):
+      bar.update(rows)
+      preemption.stop_if_requested(f"while sampling generation {g}")
     outs = [sampler.in_chunks(member(params, e), rows, jax.random.fold_in(key, e),
-                              cfg.rows_per_call, bar.update) for e in range(members)]
+                              cfg.rows_per_call, on_chunk) for e in range(members)]
   out = jax.tree.map(lambda *xs: np.concatenate(xs), *outs)
   n = len(problems)
   # [E * N * K] in member-major order -> [N, E * K]

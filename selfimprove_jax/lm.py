@@ -32,7 +32,7 @@ import jax
 import ml_collections
 import numpy as np
 
-from selfimprove_jax import collapse, data
+from selfimprove_jax import collapse, data, preemption
 from selfimprove_jax.filtering import Example, Source
 from selfimprove_jax.language import Language
 
@@ -134,7 +134,8 @@ def _sample(setup, params, prefixes: list[str], max_new_tokens: int, key):
   """(texts, i.e. prefix + completion, and the sampler's output) from one model."""
   sampler = setup.sampler(setup.sample_method, max_new_tokens)
   out = sampler.in_chunks(params, data.prompt_tokens(setup.tok, prefixes), key,
-                          setup.config.sample.rows_per_call)
+                          setup.config.sample.rows_per_call,
+                          lambda rows: preemption.stop_if_requested("while sampling"))
   return [p + setup.tok.decode(t) for p, t in zip(prefixes, out.tokens)], out
 
 

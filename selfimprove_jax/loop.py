@@ -32,7 +32,7 @@ import numpy as np
 from tqdm import tqdm
 
 from selfimprove_jax import curriculum, data, evaluate, files, filtering, labelling, lm, report
-from selfimprove_jax import sampling, sharding
+from selfimprove_jax import preemption, sampling, sharding
 from selfimprove_jax import train as train_lib
 from selfimprove_jax.curriculum import Curriculum
 from selfimprove_jax.filtering import Mixture, Source
@@ -116,6 +116,7 @@ def evaluate_stage(setup: Setup, params) -> dict[int, float]:
 
 def generation_step(setup: Setup, state: LoopState, stop_after=None) -> tuple[LoopState, dict]:
   g = state.generation + 1
+  preemption.stop_if_requested(f"before generation {g}")
   key = jax.random.fold_in(setup.root_key, g)
   ckpt, cfg = setup.checkpoints, setup.config
   seconds, stats = {}, {}
@@ -168,9 +169,14 @@ def generation_step(setup: Setup, state: LoopState, stop_after=None) -> tuple[Lo
       train_state = setup.fresh_optimizer(params, g)
 
   def on_progress(step, train_state, tokens):
-    if ckpt.due(step, steps):
+    # Step ids grow through the whole run, as the multi-host agreement needs.
+    preempted = preemption.requested(g * 10_000_000 + step)
+    if ckpt.due(step, steps) or preempted:
       ckpt.save_progress(g, step, setup.arrays(train_state),
                          dict(generation=g, step=step, tokens_trained=tokens_before + tokens))
+    if preempted:
+      raise preemption.Preempted(f"stopped on SIGTERM after step {step} of generation {g}, "
+                                 "saved; rerun the same command to resume")
     if stop_after == (g, step):
       raise StopRun(f"stopped after generation {g}, step {step}")
 
@@ -316,20 +322,21 @@ def run(config: ml_collections.ConfigDict, workdir: str, *,
   if state.generation >= 0:
     print(f"resuming after generation {state.generation} in {setup.workdir}")
 
-  try:
-    for _ in range(state.generation + 1, config.generations + 1):
-      state, metrics = generation_step(setup, state, stop_after)
-      history.append(metrics)
-      if _writer():
-        files.append_jsonl(setup.workdir / "metrics.jsonl", metrics)
-        if setup.text:
-          print(report.lm_table(history, setup.text.human), flush=True)
-          report.lm_plot(history, setup.text.human, setup.workdir / "report.png")
-        else:
-          print(report.table(history, trained_max=config.data.max_difficulty), flush=True)
-          report.plot(history, setup.workdir / "report.png")
-      if stop_after == (state.generation, None):
-        raise StopRun(f"stopped after generation {state.generation}")
-  finally:
-    setup.checkpoints.close()
+  with preemption.watch():
+    try:
+      for _ in range(state.generation + 1, config.generations + 1):
+        state, metrics = generation_step(setup, state, stop_after)
+        history.append(metrics)
+        if _writer():
+          files.append_jsonl(setup.workdir / "metrics.jsonl", metrics)
+          if setup.text:
+            print(report.lm_table(history, setup.text.human), flush=True)
+            report.lm_plot(history, setup.text.human, setup.workdir / "report.png")
+          else:
+            print(report.table(history, trained_max=config.data.max_difficulty), flush=True)
+            report.plot(history, setup.workdir / "report.png")
+        if stop_after == (state.generation, None):
+          raise StopRun(f"stopped after generation {state.generation}")
+    finally:
+      setup.checkpoints.close()
   return history

@@ -12,7 +12,7 @@ import jax
 from absl import app, flags
 from ml_collections import config_flags
 
-from selfimprove_jax import experiment, loop
+from selfimprove_jax import experiment, loop, preemption
 from selfimprove_jax.errors import UserError
 
 _DEFAULT_CONFIG = str(Path(__file__).resolve().parents[1] / "configs" / "default.py")
@@ -40,6 +40,8 @@ def main(argv):
       if moved:
         logging.warning("--start_over: the previous run in %s is now %s", _WORKDIR.value, moved)
     loop.run(_CONFIG.value, _WORKDIR.value)
+  except preemption.Preempted as e:  # saved; the scheduler may restart the same command
+    logging.warning("%s", e)
   except UserError as e:  # config, workdir or file mistakes: one line
     sys.exit(f"error: {e}")
 

@@ -42,7 +42,10 @@ POINTS = ("sample", "score", "train", "checkpoint", "progress", "labels", "metri
 
 
 def _die():
-  os.kill(os.getpid(), signal.SIGKILL)
+  os.kill(os.getpid(), _SIGNAL[0])
+
+
+_SIGNAL = [signal.SIGKILL]  # "term-<point>" sends SIGTERM instead, as a preemption does
 
 
 def _arm(point: str) -> None:
@@ -52,6 +55,8 @@ def _arm(point: str) -> None:
 
   if not point:
     return
+  if point.startswith("term-"):
+    point, _SIGNAL[0] = point.removeprefix("term-"), signal.SIGTERM
   name, g, *n = point.split(":")
   g, n = int(g), int(n[0]) if n else 1
 
@@ -114,13 +119,14 @@ def _arm(point: str) -> None:
 
 
 def _child(workdir: str, point: str) -> None:
-  from selfimprove_jax import config_files, loop
+  """The command line itself, with the hook armed in its process."""
+  from absl import app
+  from selfimprove_jax import main
   _arm(point)
-  config = config_files.load("tiny")
-  for field, value in OVERRIDES.items():
-    section, name = field.split(".")
-    config[section][name] = value
-  loop.run(config, workdir)
+  # Set as the process's own arguments: config overrides are found in sys.argv.
+  sys.argv = ["main", "--config=configs/tiny.py", f"--workdir={workdir}",
+              *(f"--config.{field}={value}" for field, value in OVERRIDES.items())]
+  app.run(main.main)
 
 
 # ----------------------------------------------------------------------------

@@ -53,3 +53,17 @@ def test_reachable_skips_points_the_run_has_passed(tmp_path):
   assert harness.reachable(tmp_path, "train:1:5") and not harness.reachable(tmp_path, "train:1:15")
   assert not harness.reachable(tmp_path, "progress:1")  # 10 + 10 is the end of 20 steps
   assert harness.reachable(tmp_path, "sample:2")
+
+
+def test_sigterm_saves_the_finished_step_exits_0_and_the_rerun_resumes(reference):
+  workdir, expected = reference
+  preempted = workdir.parent / "preempted"
+  # Inside training: the step in flight finishes and is saved, though 15 is no save point.
+  assert harness.attempt(preempted, "term-train:0:15") == 0
+  assert harness.position(preempted) == (-1, 15)
+  # While sampling: stops there; generation 1 is redone from its start.
+  assert harness.attempt(preempted, "term-sample:1") == 0
+  assert harness.position(preempted)[0] == 0
+  assert harness.attempt(preempted) == 0
+  assert harness.outputs(preempted) == expected
+  assert harness.leftovers(preempted) == []
