@@ -27,7 +27,7 @@ from pathlib import Path
 import jax
 import orbax.checkpoint as ocp
 
-from selfimprove_jax import files
+from selfimprove_jax import files, sharding
 from selfimprove_jax.errors import UserError, first_line
 
 
@@ -69,6 +69,8 @@ class Checkpoints:
     try:
       yield
     except Exception as e:  # noqa: BLE001  TensorStore reports OS errors as ValueError
+      if not (isinstance(e, OSError) or "os_error_code" in str(e)):
+        raise  # not the disk: a bug, with its traceback
       for tmp in Path(manager.directory).glob("*.orbax-checkpoint-tmp*"):
         shutil.rmtree(tmp, ignore_errors=True)
       latest = self._generations.latest_step()
@@ -127,8 +129,10 @@ class Checkpoints:
     manager = self._generations if kind == "generations" else self._progress_manager(generation)
     source = Path(manager.directory) / str(step)
     target = files.free_name(self.directory / "unreadable" / f"{source.parent.name}_{step}")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(source, target)
+    if jax.process_index() == 0:
+      target.parent.mkdir(parents=True, exist_ok=True)
+      os.replace(source, target)
+    sharding.sync(f"set aside {source}")
     manager.reload()
     logging.warning("moved the unreadable checkpoint %s to %s", source, target)
     return target
@@ -147,7 +151,8 @@ class Checkpoints:
     if manager is not None:
       manager.wait_until_finished()
       manager.close()
-    shutil.rmtree(self.directory / f"progress_{generation}", ignore_errors=True)
+    if jax.process_index() == 0:
+      shutil.rmtree(self.directory / f"progress_{generation}", ignore_errors=True)
 
   def close(self) -> None:
     for manager in (self._generations, *self._progress.values()):

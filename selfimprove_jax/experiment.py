@@ -192,7 +192,8 @@ def check_same_experiment(config: ml_collections.ConfigDict, workdir: Path) -> N
   path = workdir / "config.json"
   current = json.loads(config.to_json_best_effort())
   if not path.exists():
-    files.atomic_write(path, json.dumps(current, indent=1))
+    if jax.process_index() == 0:  # the others see it once process 0 wrote it
+      files.atomic_write(path, json.dumps(current, indent=1))
     return
   saved = _flat(files.read_json(path))
   for field, value in _flat(current).items():
@@ -200,7 +201,8 @@ def check_same_experiment(config: ml_collections.ConfigDict, workdir: Path) -> N
       raise ValueError(f"workdir {workdir} holds a run with {field}={saved.get(field)!r}, "
                        f"not {value!r}; use a new --workdir, the original settings, or "
                        "--start_over (which keeps the old run, renamed)")
-  files.atomic_write(path, json.dumps(current, indent=1))  # e.g. a raised `generations`
+  if jax.process_index() == 0:
+    files.atomic_write(path, json.dumps(current, indent=1))  # e.g. a raised `generations`
 
 
 def set_aside_workdir(workdir: str | Path) -> Path | None:
@@ -286,7 +288,8 @@ class Setup:
 
   def arrays(self, train_state) -> dict:
     """What a checkpoint holds as arrays: the train state and the root key."""
-    return dict(train=train_state, rng=jax.random.key_data(self.root_key))
+    # The key as plain numbers: a host array, saved alike by one process or many.
+    return dict(train=train_state, rng=np.asarray(jax.random.key_data(self.root_key)))
 
 
 def _ground_truth_source(task: Task, problems, max_difficulty: int) -> Source:
@@ -304,7 +307,7 @@ def build(config: ml_collections.ConfigDict, workdir: str | Path) -> Setup:
     if workdir.exists() and not workdir.is_dir():
       raise ValueError(f"--workdir {workdir} exists and is not a directory")
     workdir.mkdir(parents=True, exist_ok=True)
-    check_same_experiment(config, workdir)
+    sharding.process_0_first(lambda: check_same_experiment(config, workdir), "config.json")
   except ValueError as e:
     raise UserError(str(e)) from None
 
@@ -312,17 +315,17 @@ def build(config: ml_collections.ConfigDict, workdir: str | Path) -> Setup:
   tok, task, text = tokenizer(config), None, None
   if mode(config) == "lm":
     try:
-      text = lm.prepare(config, data_dir)
+      text = sharding.process_0_first(lambda: lm.prepare(config, data_dir), "corpus")
     except ValueError as e:  # a corpus that cannot be found, read or built
       raise UserError(str(e)) from None
     ground_truth, eval_problems = lm.human_source(text.train), []
   else:
     from selfimprove_jax import datasets  # tensorflow_datasets loads here, not with the package
     task = get_task(config.task)
-    splits = datasets.load(datasets.make_config(
+    dataset = datasets.make_config(
         config.task, config.seed, (config.data.min_difficulty, config.data.max_difficulty),
-        config.data.train_size, (1, config.eval.max_difficulty), config.eval.per_difficulty),
-        data_dir)
+        config.data.train_size, (1, config.eval.max_difficulty), config.eval.per_difficulty)
+    splits = sharding.process_0_first(lambda: datasets.load(dataset, data_dir), "dataset")
     ground_truth = _ground_truth_source(task, splits["train"], config.data.max_difficulty)
     eval_problems = splits["eval"].all()
 

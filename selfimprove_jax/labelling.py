@@ -14,7 +14,7 @@ import jax
 import numpy as np
 from tqdm import tqdm
 
-from selfimprove_jax import data, files, filtering, preemption, scoring
+from selfimprove_jax import data, files, filtering, preemption, scoring, sharding
 from selfimprove_jax.curriculum import Curriculum
 from selfimprove_jax.experiment import Setup
 from selfimprove_jax.filtering import Example
@@ -109,9 +109,11 @@ def filter_stage(setup: Setup, g: int, problems, cands: scoring.Candidates, scor
 def write_labels(setup: Setup, g: int, rows, stats: dict) -> str:
   """Writes generation g's examples file and stage metrics; returns the file's relative path."""
   directory = setup.workdir / "generations" / f"{g:03d}"
-  directory.mkdir(parents=True, exist_ok=True)
-  files.write_jsonl(directory / "examples.jsonl", rows)
-  files.atomic_write(directory / "labelling.json", json.dumps(stats, indent=1))
+  if jax.process_index() == 0:  # every process computed the same rows; one writes them
+    directory.mkdir(parents=True, exist_ok=True)
+    files.write_jsonl(directory / "examples.jsonl", rows)
+    files.atomic_write(directory / "labelling.json", json.dumps(stats, indent=1))
+  sharding.sync(f"labels {g}")
   return str((directory / "examples.jsonl").relative_to(setup.workdir))
 
 

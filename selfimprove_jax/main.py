@@ -12,7 +12,7 @@ import jax
 from absl import app, flags
 from ml_collections import config_flags
 
-from selfimprove_jax import experiment, loop, preemption
+from selfimprove_jax import experiment, loop, preemption, sharding
 from selfimprove_jax.errors import UserError
 
 _DEFAULT_CONFIG = str(Path(__file__).resolve().parents[1] / "configs" / "default.py")
@@ -23,6 +23,28 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for logs and results.
 _START_OVER = flags.DEFINE_bool(
     "start_over", False, "Start a new run even if --workdir holds one; the old one is kept, "
     "renamed to <workdir>.replaced-<time>.")
+# Several processes (hosts) in one run. On a Cloud TPU VM slice, --distributed
+# finds the others by itself; elsewhere name the coordinator and the processes.
+_DISTRIBUTED = flags.DEFINE_bool(
+    "distributed", False, "Join the run's processes with jax.distributed.initialize(), "
+    "detecting the cluster (Cloud TPU VM slices, SLURM, ...).")
+_COORDINATOR = flags.DEFINE_string(
+    "coordinator_address", None, "host:port of process 0, for clusters JAX cannot detect.")
+_NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Processes in the run.")
+_PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index, 0..num_processes-1.")
+
+
+def _join_processes() -> None:
+  """jax.distributed.initialize, before anything touches a JAX backend."""
+  explicit = (_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
+  if any(v is not None for v in explicit):
+    if any(v is None for v in explicit):
+      raise app.UsageError("--coordinator_address, --num_processes and --process_id go together")
+    # CPU devices of different processes talk through Gloo (tests, CPU clusters).
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    jax.distributed.initialize(*explicit)
+  elif _DISTRIBUTED.value:
+    jax.distributed.initialize()
 
 
 def main(argv):
@@ -32,6 +54,7 @@ def main(argv):
   # for warnings; the loop's own messages stay.
   for name in ("absl", "jax"):
     logging.getLogger(name).setLevel(logging.WARNING)
+  _join_processes()
   logging.info("JAX %s: process %d of %d, %d devices (%s)", jax.__version__, jax.process_index(),
                jax.process_count(), jax.device_count(), jax.devices()[0].platform)
   try:
@@ -39,6 +62,7 @@ def main(argv):
       moved = experiment.set_aside_workdir(_WORKDIR.value)
       if moved:
         logging.warning("--start_over: the previous run in %s is now %s", _WORKDIR.value, moved)
+    sharding.sync("start_over")
     loop.run(_CONFIG.value, _WORKDIR.value)
   except preemption.Preempted as e:  # saved; the scheduler may restart the same command
     logging.warning("%s", e)

@@ -88,6 +88,24 @@ def wait(outputs, mesh) -> None:
     jax.block_until_ready(outputs)
 
 
+def sync(name: str) -> None:
+  """With several processes, waits until all reach this point (after process 0 wrote a file)."""
+  if jax.process_count() > 1:
+    multihost_utils.sync_global_devices(name)
+
+
+def process_0_first(fn: Callable, name: str):
+  """fn() on process 0, then on the others: process 0 builds what they will open
+  (a dataset, a file), so no two processes write one file."""
+  if jax.process_index() == 0:
+    try:
+      return fn()
+    finally:  # also when fn fails: the others then meet the same error, not a hang
+      sync(name)
+  sync(name)
+  return fn()
+
+
 def to_host(tree):
   """Global arrays back to numpy on every process (gathering across hosts if needed)."""
   def get(x):

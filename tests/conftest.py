@@ -21,3 +21,13 @@ def mesh8():
 @pytest.fixture(scope="session")
 def mesh1():
   return sharding.make_mesh(jax.devices()[:1])
+
+
+@pytest.fixture(scope="session")
+def crash_reference(tmp_path_factory):
+  """One uninterrupted run of the crash harness's config, on 4 CPU devices in one process:
+  what killed, preempted and two-process runs must reproduce."""
+  import crash_harness
+  workdir = tmp_path_factory.mktemp("harness") / "reference"
+  assert crash_harness.attempt(workdir) == 0
+  return workdir, crash_harness.outputs(workdir)

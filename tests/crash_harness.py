@@ -33,6 +33,8 @@ ROOT = Path(__file__).resolve().parents[1]
 # tiny.py cut down to what the harness needs: three generations, progress saves.
 OVERRIDES = {"train.steps": 30, "train.steps_per_generation": 20, "checkpoint.every_steps": 10,
              "sample.prompts_per_generation": 16, "eval.per_difficulty": 8}
+# Four CPU devices: the two-process test (tests/test_multihost.py) splits them 2 + 2.
+DEVICES = 4
 # Where a kill can be aimed: "<point>:<generation>[:<n>]".
 POINTS = ("sample", "score", "train", "checkpoint", "progress", "labels", "metrics")
 
@@ -118,14 +120,14 @@ def _arm(point: str) -> None:
     raise SystemExit(f"kill point must be one of {POINTS}, got {point!r}")
 
 
-def _child(workdir: str, point: str) -> None:
+def _child(workdir: str, point: str, flags: list[str]) -> None:
   """The command line itself, with the hook armed in its process."""
   from absl import app
   from selfimprove_jax import main
   _arm(point)
   # Set as the process's own arguments: config overrides are found in sys.argv.
   sys.argv = ["main", "--config=configs/tiny.py", f"--workdir={workdir}",
-              *(f"--config.{field}={value}" for field, value in OVERRIDES.items())]
+              *(f"--config.{field}={value}" for field, value in OVERRIDES.items()), *flags]
   app.run(main.main)
 
 
@@ -133,8 +135,9 @@ def _child(workdir: str, point: str) -> None:
 # The parent: attempts, kills, and the comparison.
 
 
-def attempt(workdir: Path, point: str = "", devices: int = 2, timeout: float | None = None) -> int:
-  """Runs the child once; returns its exit code (-9 when killed)."""
+def launch(workdir: Path, point: str = "", devices: int = DEVICES,
+           flags: tuple[str, ...] = ()) -> subprocess.Popen:
+  """Starts the child: the command line on `devices` CPU devices, extra `flags` appended."""
   # Attempts share compiled programs through JAX's persistent cache, as a
   # restarted job on a VM would: a restart then costs its start-up, not a recompile.
   env = dict(os.environ, JAX_PLATFORMS="cpu",
@@ -142,8 +145,15 @@ def attempt(workdir: Path, point: str = "", devices: int = 2, timeout: float | N
              JAX_COMPILATION_CACHE_DIR=str(workdir.parent / "jax_cache"),
              JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
              JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0")
-  process = subprocess.Popen([sys.executable, __file__, "child", str(workdir), point], cwd=ROOT,
-                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+  return subprocess.Popen([sys.executable, __file__, "child", str(workdir), point, *flags],
+                          cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                          text=True)
+
+
+def attempt(workdir: Path, point: str = "", devices: int = DEVICES,
+            timeout: float | None = None) -> int:
+  """Runs the child once; returns its exit code (-9 when killed)."""
+  process = launch(workdir, point, devices)
   try:
     _, err = process.communicate(timeout=timeout)
   except subprocess.TimeoutExpired:  # a kill at a random time, from outside
@@ -227,7 +237,7 @@ def timeline(repeats: int = 1, generations: int = 2) -> list[str]:
   return out
 
 
-def crash_run(workdir: Path, points: list[str], kills: int, devices: int = 2,
+def crash_run(workdir: Path, points: list[str], kills: int, devices: int = DEVICES,
               random_every: int = 0, seed: int = 0, log=print) -> list[tuple[str, int]]:
   """Attempts the run at each reachable point until `kills` attempts died, then to the end.
 
@@ -256,7 +266,7 @@ def crash_run(workdir: Path, points: list[str], kills: int, devices: int = 2,
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--kills", type=int, default=50)
-  parser.add_argument("--devices", type=int, default=2)
+  parser.add_argument("--devices", type=int, default=DEVICES)
   parser.add_argument("--seed", type=int, default=0)
   parser.add_argument("--dir", default="/tmp/selfimprove_crash")
   args = parser.parse_args()
@@ -282,6 +292,6 @@ def main() -> None:
 
 if __name__ == "__main__":
   if len(sys.argv) > 1 and sys.argv[1] == "child":
-    _child(sys.argv[2], sys.argv[3])
+    _child(sys.argv[2], sys.argv[3], sys.argv[4:])
   else:
     main()

@@ -16,10 +16,8 @@ CI_POINTS = ["train:0:5", "progress:0", "checkpoint:0", "sample:1", "score:1", "
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory):
-  workdir = tmp_path_factory.mktemp("crash") / "reference"
-  assert harness.attempt(workdir) == 0
-  return workdir, harness.outputs(workdir)
+def reference(crash_reference):
+  return crash_reference
 
 
 def test_same_config_and_seed_give_identical_runs(reference):
