@@ -122,12 +122,13 @@ def _arm(point: str) -> None:
 
 def _child(workdir: str, point: str, flags: list[str]) -> None:
   """The command line itself, with the hook armed in its process."""
+  # Set as the process's own arguments before the flags are defined: config
+  # overrides are found in sys.argv.
+  sys.argv = ["main", "--config=configs/tiny.py", f"--workdir={workdir}",
+              *(f"--config.{field}={value}" for field, value in OVERRIDES.items()), *flags]
   from absl import app
   from selfimprove_jax import main
   _arm(point)
-  # Set as the process's own arguments: config overrides are found in sys.argv.
-  sys.argv = ["main", "--config=configs/tiny.py", f"--workdir={workdir}",
-              *(f"--config.{field}={value}" for field, value in OVERRIDES.items()), *flags]
   app.run(main.main)
 
 
