@@ -45,6 +45,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   # Positions matter inside words; RoPE gives them.
   c.model.pos_encoding = "rope"
   c.model.dtype = "float32"
+  # "cudnn" on NVIDIA GPUs with a bfloat16 dtype (see configs/default.py).
+  c.model.attention = "xla"
 
   c.lm = ml_collections.ConfigDict()
   # "procedural" (exact truth), "file:PATH" (your own text, one text per line), or a

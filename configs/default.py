@@ -48,6 +48,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.model.pos_encoding = "none"
   # float32 on CPU; bfloat16 on accelerators.
   c.model.dtype = "float32"
+  # "xla", or "cudnn" for cuDNN's fused attention on NVIDIA GPUs (bfloat16 or
+  # float16 only); results agree to bfloat16 precision (tests/test_model.py).
+  c.model.attention = "xla"
 
   c.data = ml_collections.ConfigDict()
   # Ground-truth ("human") data covers these difficulties (string lengths here).

@@ -34,7 +34,7 @@ MODES = ("task", "lm")
 
 # Fields a resumed run may change; any other difference means another experiment.
 _RESUMABLE_CHANGES = ("generations", "train.log_every", "train.max_nonfinite_steps",
-                      "checkpoint.every_steps")
+                      "checkpoint.every_steps", "model.attention")
 
 
 # Every field's type and accepted range, checked before anything else, so that
@@ -44,7 +44,8 @@ _FIELDS = {
     "": {"seed": ("int", 0), "generations": ("int", 0), "ensemble_size": ("int", 1),
          "model.num_layers": ("int", 1), "model.embed_dim": ("int", 1),
          "model.num_heads": ("int", 1), "model.mlp_dim": ("int", 1),
-         "model.pos_encoding": ("str",), "model.dtype": ("str",), "data.train_size": ("int", 1),
+         "model.pos_encoding": ("str",), "model.dtype": ("str",),
+         "model.attention": ("str",), "data.train_size": ("int", 1),
          "data.mix_fraction": ("[0, 1]",), "data.dir": ("str",), "data_policy": ("str",),
          "train.batch_size": ("int", 1), "train.steps": ("int", 1),
          "train.steps_per_generation": ("int", 1), "train.init": ("str",),
@@ -147,6 +148,9 @@ def check(config: ml_collections.ConfigDict, mesh) -> None:
                      f"got {opt.schedule!r}")
   _make(functools.partial(model_lib.ModelConfig, vocab_size=tokenizer(config).vocab_size),
         "model", config.model)
+  if config.model.attention == "cudnn" and mesh.devices.flat[0].platform != "gpu":
+    raise ValueError("model.attention='cudnn' needs NVIDIA GPUs, and this run's devices are "
+                     f"{mesh.devices.flat[0].platform}; use 'xla'")
   sharding.check_divisible(config.train.batch_size, mesh, field="train.batch_size")
 
 
@@ -308,6 +312,11 @@ def build(config: ml_collections.ConfigDict, workdir: str | Path) -> Setup:
       raise ValueError(f"--workdir {workdir} exists and is not a directory")
     workdir.mkdir(parents=True, exist_ok=True)
     sharding.process_0_first(lambda: check_same_experiment(config, workdir), "config.json")
+    # Every process reads what process 0 writes (datasets, labels, checkpoints).
+    if not sharding.all_processes_see(workdir / "config.json"):
+      raise ValueError(f"--workdir {workdir} is not shared: process 0 wrote config.json there "
+                       "but another process cannot see it; give every process the same "
+                       "directory on shared storage (NFS, a mounted bucket)")
   except ValueError as e:
     raise UserError(str(e)) from None
 

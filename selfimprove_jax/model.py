@@ -1,7 +1,8 @@
 """A compact Llama-style decoder-only transformer in Flax NNX.
 
 Pre-norm blocks (RMSNorm), multi-head causal self-attention through
-`jax.nn.dot_product_attention`, a SwiGLU MLP, and positions encoded either with
+`jax.nn.dot_product_attention` (XLA's, or cuDNN's fused kernel on NVIDIA GPUs
+for full causal passes), a SwiGLU MLP, and positions encoded either with
 RoPE or not at all (NoPE: the causal mask alone lets the model count, and Lee
 et al. 2025 found it generalizes to longer inputs better).
 
@@ -25,6 +26,10 @@ from flax import struct
 
 POS_ENCODINGS = ("none", "rope")
 DTYPES = ("float32", "bfloat16", "float16")
+# jax.nn.dot_product_attention implementations. "cudnn" serves the full causal
+# passes (training, evaluation, scoring); cached decoding, with its padding
+# mask over cache slots, stays on XLA.
+ATTENTIONS = ("xla", "cudnn")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -37,6 +42,7 @@ class ModelConfig:
   pos_encoding: str = "none"  # one of POS_ENCODINGS
   rope_base: float = 10_000.0
   dtype: str = "float32"  # compute dtype, one of DTYPES; parameters stay float32
+  attention: str = "xla"  # one of ATTENTIONS
   norm_eps: float = 1e-6
 
   def __post_init__(self):
@@ -54,6 +60,11 @@ class ModelConfig:
                        "(model.embed_dim / model.num_heads)")
     if self.dtype not in DTYPES:
       raise ValueError(f"model.dtype must be one of {DTYPES}, got {self.dtype!r}")
+    if self.attention not in ATTENTIONS:
+      raise ValueError(f"model.attention must be one of {ATTENTIONS}, got {self.attention!r}")
+    if self.attention == "cudnn" and (self.dtype == "float32" or self.head_dim % 8):
+      raise ValueError("model.attention='cudnn' needs model.dtype bfloat16 or float16 and a "
+                       f"head dim divisible by 8, got {self.dtype} and {self.head_dim}")
 
   @property
   def head_dim(self) -> int:
@@ -111,7 +122,8 @@ class Attention(nnx.Module):
       cache = LayerCache(k=write(cache.k, k), v=write(cache.v, v))
       k, v = jnp.swapaxes(cache.k, 1, 2), jnp.swapaxes(cache.v, 1, 2)  # [B, S, H, D] views
     if mask is None:
-      y = jax.nn.dot_product_attention(q, k, v, is_causal=True)  # [B, T, H, D]
+      y = jax.nn.dot_product_attention(q, k, v, is_causal=True,
+                                       implementation=cfg.attention)  # [B, T, H, D]
     else:
       y = jax.nn.dot_product_attention(q, k, v, mask=mask[:, None, :, :])
     return self.out(y.reshape(B, T, cfg.embed_dim)), cache

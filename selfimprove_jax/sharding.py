@@ -7,6 +7,7 @@ metrics) the step says so with `jax.lax.pmean` / `psum` over `DATA`.
 """
 
 from collections.abc import Callable
+from pathlib import Path
 
 import jax
 import numpy as np
@@ -104,6 +105,14 @@ def process_0_first(fn: Callable, name: str):
       sync(name)
   sync(name)
   return fn()
+
+
+def all_processes_see(path) -> bool:
+  """Whether every process finds `path`, which process 0 wrote: is the directory shared?"""
+  found = Path(path).exists()
+  if jax.process_count() == 1:
+    return found
+  return bool(np.all(multihost_utils.process_allgather(np.array(found))))
 
 
 def to_host(tree):

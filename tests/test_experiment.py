@@ -59,6 +59,7 @@ def test_every_field_and_value_passes_or_names_the_field(mesh8, name, data, valu
     ("checkpoint.every_steps", -1,
      "checkpoint.every_steps must be an integer >= 0 (0: per generation only), got -1"),
     ("model.dtype", "float8", "model.dtype must be one of"),
+    ("model.attention", "cudnn", "model.attention='cudnn' needs model.dtype bfloat16"),
 ])
 def test_bad_values_are_named_with_what_is_accepted(mesh8, field, value, message):
   with pytest.raises(ValueError) as e:
@@ -66,12 +67,20 @@ def test_bad_values_are_named_with_what_is_accepted(mesh8, field, value, message
   assert str(e.value).startswith(message)
 
 
+def test_cudnn_attention_is_refused_without_a_gpu(mesh8):
+  config = with_value("tiny", "model.dtype", "bfloat16")
+  config.model.attention = "cudnn"
+  with pytest.raises(ValueError, match="needs NVIDIA GPUs, and this run's devices are cpu"):
+    experiment.check(config, mesh8)
+
+
 def test_missing_and_unknown_fields_are_named(mesh8):
   d = CONFIGS["tiny"].to_dict()
   del d["train"]["log_every"]
   with pytest.raises(ValueError, match="^the config has no field train.log_every"):
     experiment.check(ml_collections.ConfigDict(d), mesh8)
-  with pytest.raises(ValueError, match=r"^model.depth is not a field; model takes \['dtype'"):
+  with pytest.raises(ValueError,
+                     match=r"^model.depth is not a field; model takes \['attention', 'dtype'"):
     experiment.check(with_value("tiny", "model.depth", 3), mesh8)
 
 

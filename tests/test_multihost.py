@@ -53,3 +53,16 @@ def test_close_compares_floats_loosely_and_everything_else_exactly():
   assert close({"a": [1.0, "x"]}, {"a": [1.0 + 1e-7, "x"]}, rel=1e-5)
   assert not close({"a": [1.0, "x"]}, {"a": [1.0, "y"]}, rel=1e-5)
   assert not close({"a": 1.0}, {"a": 1.1}, rel=1e-5)
+
+
+def test_processes_that_do_not_share_the_workdir_stop_with_one_line(tmp_path):
+  flags = (f"--coordinator_address=localhost:{free_port()}", "--num_processes=2")
+  processes = [harness.launch(tmp_path / f"host{i}", devices=2, flags=(*flags, f"--process_id={i}"))
+               for i in (0, 1)]
+  for p in processes:
+    _, err = p.communicate(timeout=300)
+    assert p.returncode == 1, err[-3000:]
+    assert "is not shared: process 0 wrote config.json there" in err.splitlines()[-1]
+  # Process 0's directory keeps its config; the other process wrote nothing.
+  assert (tmp_path / "host0" / "config.json").exists()
+  assert not (tmp_path / "host1" / "config.json").exists()
