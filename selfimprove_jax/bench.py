@@ -1,11 +1,17 @@
-"""Benchmarks: `python -m selfimprove_jax.bench {sample,train} [--flags]`.
+"""Benchmarks: `python -m selfimprove_jax.bench {sample,train,generation} [--flags]`.
 
-sample: new tokens/s of the KV-cached sampler against the same model
-  recomputing the whole prefix for every new token (one jitted while_loop each,
-  greedy, EOS disabled so both produce exactly --new_tokens per row).
-train:  train-step tokens/s and model FLOPs utilization (MFU).
+sample: new tokens/s of the KV-cached sampler, of Hugging Face
+  `LlamaForCausalLM.generate` at the same sizes (peers.py), and of the same
+  model recomputing the whole prefix for every new token (one jitted
+  fori_loop). Greedy, EOS disabled: every row gets exactly --new_tokens.
+train:  train-step tokens/s and MFU, against an eager PyTorch AdamW step of the
+  same Llama model.
+generation: one loop generation after another (--config, --workdir), each
+  split by stage, with the XLA compilations it caused.
 
-Every figure is the median of --runs timed runs after --warmup untimed ones.
+Figures are medians of --runs timed runs after --warmup untimed ones; the
+contestants take turns within each run, so a machine that slows down mid-way
+slows all of them alike.
 """
 
 import functools
@@ -17,44 +23,59 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from absl import app, flags
+from ml_collections import config_flags
 
+from selfimprove_jax import loop, peers, sampling, sharding
 from selfimprove_jax import model as model_lib
-from selfimprove_jax import sampling, sharding
 from selfimprove_jax import train as train_lib
 from selfimprove_jax.tokenizer import BOS, EOS
 
-flags.DEFINE_integer("num_layers", 4, "Transformer layers.")
-flags.DEFINE_integer("embed_dim", 128, "Model width.")
-flags.DEFINE_integer("num_heads", 4, "Attention heads.")
-flags.DEFINE_integer("mlp_dim", 512, "Gated-MLP hidden width.")
-flags.DEFINE_integer("vocab_size", 49, "Vocabulary (the character tokenizer has 49).")
-flags.DEFINE_string("dtype", "float32", "Compute dtype.")
-flags.DEFINE_list("batch", ["64"], "Batch sizes to measure.")
-flags.DEFINE_integer("prompt_len", 32, "sample: prompt tokens per row.")
-flags.DEFINE_integer("new_tokens", 128, "sample: new tokens per row.")
-flags.DEFINE_integer("seq_len", 32, "train: tokens per row.")
-flags.DEFINE_integer("runs", 5, "Timed runs; the median is reported.")
-flags.DEFINE_integer("warmup", 1, "Untimed runs first (compilation happens here).")
-flags.DEFINE_float("peak_tflops", 0.0, "Peak TFLOP/s for MFU; 0 measures a large matmul instead.")
-flags.DEFINE_bool("skip_recompute", False, "sample: skip the (slow) no-cache baseline.")
 FLAGS = flags.FLAGS
 
 
-def median_seconds(fn) -> float:
+def define_flags() -> None:
+  """The command line's flags, defined only when run as a program (the CLI's --config
+  and --workdir would clash with these in a process that imports both)."""
+  flags.DEFINE_integer("num_layers", 4, "Transformer layers.")
+  flags.DEFINE_integer("embed_dim", 128, "Model width.")
+  flags.DEFINE_integer("num_heads", 4, "Attention heads.")
+  flags.DEFINE_integer("mlp_dim", 512, "Gated-MLP hidden width.")
+  flags.DEFINE_integer("vocab_size", 49, "Vocabulary (the character tokenizer has 49).")
+  flags.DEFINE_string("dtype", "float32", "Compute dtype.")
+  flags.DEFINE_string("pos_encoding", "rope", "none or rope (rope, as the Llama peers).")
+  flags.DEFINE_string("attention", "xla", "Attention implementation: xla or cudnn.")
+  flags.DEFINE_bool("peers", True, "Also time the PyTorch / Hugging Face peers (bench extra).")
+  flags.DEFINE_list("batch", ["64"], "Batch sizes to measure.")
+  flags.DEFINE_integer("prompt_len", 32, "sample: prompt tokens per row.")
+  flags.DEFINE_integer("new_tokens", 128, "sample: new tokens per row.")
+  flags.DEFINE_integer("seq_len", 32, "train: tokens per row.")
+  flags.DEFINE_integer("runs", 5, "Timed runs; the median is reported.")
+  flags.DEFINE_integer("warmup", 1, "Untimed runs first (compilation happens here).")
+  flags.DEFINE_float("peak_tflops", 0.0, "Peak TFLOP/s for MFU; 0 measures a large matmul instead.")
+  flags.DEFINE_bool("skip_recompute", False, "sample: skip the (slow) no-cache baseline.")
+  config_flags.DEFINE_config_file("config", None, "generation: the run's config file.")
+  flags.DEFINE_string("workdir", None, "generation: the run's directory (resumed if it holds one).")
+
+
+def interleaved_medians(contestants: dict) -> dict[str, float]:
+  """Median seconds of each zero-argument function, taking turns run by run."""
   for _ in range(FLAGS.warmup):
-    jax.block_until_ready(fn())
-  times = []
+    for fn in contestants.values():
+      jax.block_until_ready(fn())
+  times = {name: [] for name in contestants}
   for _ in range(FLAGS.runs):
-    start = time.perf_counter()
-    jax.block_until_ready(fn())
-    times.append(time.perf_counter() - start)
-  return statistics.median(times)
+    for name, fn in contestants.items():
+      start = time.perf_counter()
+      jax.block_until_ready(fn())
+      times[name].append(time.perf_counter() - start)
+  return {name: statistics.median(t) for name, t in times.items()}
 
 
 def model_config() -> model_lib.ModelConfig:
   return model_lib.ModelConfig(vocab_size=FLAGS.vocab_size, num_layers=FLAGS.num_layers,
                                embed_dim=FLAGS.embed_dim, num_heads=FLAGS.num_heads,
-                               mlp_dim=FLAGS.mlp_dim, dtype=FLAGS.dtype)
+                               mlp_dim=FLAGS.mlp_dim, dtype=FLAGS.dtype,
+                               pos_encoding=FLAGS.pos_encoding, attention=FLAGS.attention)
 
 
 def report(**fields):
@@ -95,18 +116,25 @@ def bench_sample():
                              functools.partial(model_lib.init_cache, cfg), mesh,
                              max_new_tokens=FLAGS.new_tokens, prompt_bucket=FLAGS.prompt_len)
   recompute = jax.jit(functools.partial(recompute_generate, graphdef), static_argnums=2)
+  if FLAGS.peers:
+    hf = peers.HFSampler(cfg, FLAGS.new_tokens, FLAGS.prompt_len + FLAGS.new_tokens)
   for batch in map(int, FLAGS.batch):
     prompts = np.random.default_rng(0).integers(3, cfg.vocab_size, (batch, FLAGS.prompt_len))
     prompts[:, 0] = BOS
     key = jax.random.key(0)
-    cached_s = median_seconds(lambda: sampler(params, prompts.tolist(), key).tokens)
+    contestants = {"cached": lambda: sampler(params, prompts.tolist(), key).tokens}
+    if FLAGS.peers:
+      contestants["hf_generate"] = lambda: hf(prompts)
+    if not FLAGS.skip_recompute:
+      contestants["recompute"] = lambda: recompute(params, jnp.asarray(prompts), FLAGS.new_tokens)
+    seconds = interleaved_medians(contestants)
     tokens = batch * FLAGS.new_tokens
     result = dict(bench="sample", batch=batch, prompt_len=FLAGS.prompt_len,
-                  new_tokens=FLAGS.new_tokens, cached_tokens_per_s=round(tokens / cached_s, 1))
-    if not FLAGS.skip_recompute:
-      recompute_s = median_seconds(lambda: recompute(params, jnp.asarray(prompts), FLAGS.new_tokens))
-      result.update(recompute_tokens_per_s=round(tokens / recompute_s, 1),
-                    speedup=round(recompute_s / cached_s, 2))
+                  new_tokens=FLAGS.new_tokens)
+    for name, s in seconds.items():
+      result[f"{name}_tokens_per_s"] = round(tokens / s, 1)
+      if name != "cached":
+        result[f"cached_vs_{name}"] = round(s / seconds["cached"], 2)
     report(**result)
 
 
@@ -131,7 +159,7 @@ def measured_peak_flops(dtype) -> float:
   n = 2048
   a = jnp.ones((n, n), dtype)
   matmul = jax.jit(lambda a: a @ a)
-  return 2 * n ** 3 / median_seconds(lambda: matmul(a))
+  return 2 * n ** 3 / interleaved_medians({"matmul": lambda: matmul(a)})["matmul"]
 
 
 def bench_train():
@@ -156,22 +184,72 @@ def bench_train():
       state[0], metrics = train_step(state[0], data)
       return metrics
 
-    seconds = median_seconds(step)
-    tokens_per_s = batch * FLAGS.seq_len / seconds
+    contestants = {"ours": step}
+    if FLAGS.peers:
+      contestants["torch_eager"] = peers.TorchTrain(cfg, tokens)
+    seconds = interleaved_medians(contestants)
+    tokens_per_s = batch * FLAGS.seq_len / seconds["ours"]
     flops = tokens_per_s * train_flops_per_token(cfg, FLAGS.seq_len)
-    report(bench="train", batch=batch, seq_len=FLAGS.seq_len, step_ms=round(seconds * 1e3, 1),
-           tokens_per_s=round(tokens_per_s, 1), model_tflops=round(flops / 1e12, 4),
-           peak_tflops=round(peak / 1e12, 4), peak=peak_source, mfu=round(flops / peak, 3))
+    result = dict(bench="train", batch=batch, seq_len=FLAGS.seq_len,
+                  step_ms=round(seconds["ours"] * 1e3, 1), tokens_per_s=round(tokens_per_s, 1),
+                  model_tflops=round(flops / 1e12, 4), peak_tflops=round(peak / 1e12, 4),
+                  peak=peak_source, mfu=round(flops / peak, 3))
+    if FLAGS.peers:
+      result.update(torch_step_ms=round(seconds["torch_eager"] * 1e3, 1),
+                    torch_tokens_per_s=round(batch * FLAGS.seq_len / seconds["torch_eager"], 1),
+                    ours_vs_torch=round(seconds["torch_eager"] / seconds["ours"], 2))
+    report(**result)
+
+
+# ----------------------------------------------------------------------------- generation
+
+
+class CompileCounter:
+  """Counts XLA compilations (JAX reports each through jax.monitoring)."""
+
+  def __init__(self):
+    self.count = 0
+    jax.monitoring.register_event_duration_secs_listener(self._event)
+
+  def _event(self, event: str, duration: float, **_):
+    if event == "/jax/core/compile/backend_compile_duration":
+      self.count += 1
+
+
+def bench_generation():
+  """Each generation's stage seconds and compilations, generation after generation."""
+  if FLAGS.config is None or FLAGS.workdir is None:
+    raise app.UsageError("generation needs --config and --workdir")
+  compiles = CompileCounter()
+  setup = loop.build(FLAGS.config, FLAGS.workdir)
+  state, _ = loop.resume(setup)
+  try:
+    while state.generation < FLAGS.config.generations:
+      before, tic = compiles.count, time.perf_counter()
+      state, metrics = loop.generation_step(setup, state)
+      report(bench="generation", generation=state.generation,
+             seconds=round(time.perf_counter() - tic, 2),
+             stages={k: round(v, 2) for k, v in metrics["seconds"].items()},
+             compilations=compiles.count - before)
+  finally:
+    setup.checkpoints.close()
 
 
 def main(argv):
-  commands = {"sample": bench_sample, "train": bench_train}
+  commands = {"sample": bench_sample, "train": bench_train, "generation": bench_generation}
   if len(argv) != 2 or argv[1] not in commands:
     raise app.UsageError(f"usage: python -m selfimprove_jax.bench {{{','.join(commands)}}} [--flags]")
-  print(f"# jax {jax.__version__}, {jax.device_count()} x {jax.devices()[0].device_kind}, "
-        f"model {model_config()}", flush=True)
+  device = f"{jax.device_count()} x {jax.devices()[0].device_kind}"
+  if argv[1] == "generation":
+    print(f"# jax {jax.__version__}, {device}, "
+          f"config {config_flags.get_config_filename(FLAGS['config'])}", flush=True)
+  else:
+    print(f"# jax {jax.__version__}, {device}, model {model_config()}", flush=True)
+    if FLAGS.peers:
+      print(f"# {peers.versions()}", flush=True)
   commands[argv[1]]()
 
 
 if __name__ == "__main__":
+  define_flags()
   app.run(main)

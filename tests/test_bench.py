@@ -1,0 +1,45 @@
+"""The benchmark's own arithmetic and instruments; the PyTorch peers where torch is installed."""
+
+import jax
+import numpy as np
+import pytest
+
+from selfimprove_jax import bench
+from selfimprove_jax import model as model_lib
+
+CFG = model_lib.ModelConfig(vocab_size=49, num_layers=2, embed_dim=64, num_heads=4, mlp_dim=128,
+                            pos_encoding="rope")
+
+
+def test_train_flops_count_every_weight_matmul_and_half_the_attention():
+  _, params = model_lib.create(CFG)
+  # Matmul weights: everything but the embedding table (a gather) and the norm scales.
+  norms = (2 * CFG.num_layers + 1) * CFG.embed_dim
+  weights = model_lib.num_params(params) - CFG.vocab_size * CFG.embed_dim - norms
+  seq = 32
+  attention = CFG.num_layers * 2 * seq * CFG.embed_dim  # QK^T and AV, causal half
+  assert bench.train_flops_per_token(CFG, seq) == 3 * (2 * weights + attention)
+
+
+def test_compile_counter_sees_new_shapes_only():
+  counter = bench.CompileCounter()
+  f = jax.jit(lambda x: x * 2 + 1)
+  f(np.ones(3, np.float32))
+  after_first = counter.count
+  f(np.ones(3, np.float32))
+  assert counter.count == after_first >= 1  # same shape: cached
+  f(np.ones(4, np.float32))
+  assert counter.count == after_first + 1
+
+
+def test_the_llama_peer_has_our_parameter_count_and_generates_exactly_the_tokens_asked():
+  pytest.importorskip("transformers")
+  from selfimprove_jax import peers
+  _, params = model_lib.create(CFG)
+  sampler = peers.HFSampler(CFG, new_tokens=7, max_len=32)
+  assert sum(p.numel() for p in sampler.model.parameters()) == model_lib.num_params(params)
+  prompts = np.full((3, 5), 5)
+  assert tuple(sampler(prompts).shape) == (3, 12)
+  step = peers.TorchTrain(CFG, np.random.default_rng(0).integers(3, 49, (4, 9)))
+  first = step()
+  assert np.isfinite(first) and step() < first  # it trains
