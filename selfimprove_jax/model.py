@@ -15,6 +15,10 @@ The cache keeps heads before slots ([B, H, S, D]): attention then reads it in
 the layout its matmuls want, where [B, S, H, D] made XLA copy-transpose the
 whole cache at every decode step (more than half the decode time on CPU).
 Shapes use B batch, T new tokens, S cache slots, H heads, D head dim, V vocab.
+
+The dense layers see tokens as rows, [B*T, E]: a weight's gradient is then one
+2-D matmul contracting over B*T, which XLA's CPU backend runs 1.6x faster than
+the same contraction over two axes (B, T). Accelerators do not care.
 """
 
 import dataclasses
@@ -109,7 +113,8 @@ class Attention(nnx.Module):
   def __call__(self, x, positions, mask, cache: LayerCache | None, cache_index):
     cfg = self.cfg
     B, T, _ = x.shape
-    q, k, v = jnp.moveaxis(self.qkv(x).reshape(B, T, 3, cfg.num_heads, cfg.head_dim), 2, 0)
+    qkv = self.qkv(x.reshape(B * T, cfg.embed_dim))  # [B*T, 3*H*D]
+    q, k, v = jnp.moveaxis(qkv.reshape(B, T, 3, cfg.num_heads, cfg.head_dim), 2, 0)
     if cfg.pos_encoding == "rope":
       q = apply_rope(q, positions, cfg.rope_base)
       k = apply_rope(k, positions, cfg.rope_base)
@@ -126,7 +131,7 @@ class Attention(nnx.Module):
                                        implementation=cfg.attention)  # [B, T, H, D]
     else:
       y = jax.nn.dot_product_attention(q, k, v, mask=mask[:, None, :, :])
-    return self.out(y.reshape(B, T, cfg.embed_dim)), cache
+    return self.out(y.reshape(B * T, cfg.embed_dim)).reshape(B, T, cfg.embed_dim), cache
 
 
 class MLP(nnx.Module):
@@ -137,7 +142,7 @@ class MLP(nnx.Module):
     self.gate_up = nnx.Linear(cfg.embed_dim, 2 * cfg.mlp_dim, **dense)
     self.down = nnx.Linear(cfg.mlp_dim, cfg.embed_dim, **dense)
 
-  def __call__(self, x):
+  def __call__(self, x):  # [N, E]: rows of tokens
     gate, up = jnp.split(self.gate_up(x), 2, axis=-1)
     return self.down(jax.nn.silu(gate) * up)
 
@@ -154,7 +159,8 @@ class Block(nnx.Module):
   def __call__(self, x, positions, mask, cache, cache_index):
     h, cache = self.attn(self.attn_norm(x), positions, mask, cache, cache_index)
     x = x + h
-    return x + self.mlp(self.mlp_norm(x)), cache
+    B, T, E = x.shape
+    return x + self.mlp(self.mlp_norm(x).reshape(B * T, E)).reshape(B, T, E), cache
 
 
 class Transformer(nnx.Module):
@@ -186,7 +192,9 @@ class Transformer(nnx.Module):
     for i, block in enumerate(self.blocks):
       x, layer_cache = block(x, positions, mask, None if cache is None else cache[i], cache_index)
       new_cache.append(layer_cache)
-    logits = self.lm_head(self.final_norm(x)).astype(jnp.float32)
+    B, T, E = x.shape
+    logits = self.lm_head(self.final_norm(x).reshape(B * T, E)).reshape(B, T, -1)
+    logits = logits.astype(jnp.float32)
     return logits, (new_cache if cache is not None else None)
 
 
