@@ -118,6 +118,13 @@ def test_run_starts_main_on_every_worker_with_the_flags_quoted(tmp_path):
   assert command.rstrip().endswith("&")
 
 
+def test_run_without_flags_passes_none(tmp_path):
+  rc, err, calls = tpu_sh(tmp_path, "run")
+  assert rc == 0, err
+  [command] = remote_commands(calls)
+  assert "realpath -m runs/run) > $HOME/selfimprove.log" in command
+
+
 def test_fetch_copies_the_workdir_from_worker_0(tmp_path):
   rc, err, calls = tpu_sh(tmp_path, "fetch", TPU_BUCKET="b", TPU_RUN="ra")
   assert rc == 0, err

@@ -83,8 +83,8 @@ setup() {
 run() {
   # Detached from the ssh session, so a dropped connection does not stop the run;
   # re-running the same command after a preemption resumes from the workdir.
-  local args
-  args="$(printf ' %q' "$@")"
+  local args=""
+  [[ $# -eq 0 ]] || args="$(printf ' %q' "$@")"
   on_all "cd $CODE_DIR && setsid nohup ../venv/bin/python -m selfimprove_jax.main --distributed \
     --workdir=\$(cd && realpath -m $(workdir))$args > \$HOME/$LOG 2>&1 < /dev/null &"
 }
