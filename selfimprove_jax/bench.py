@@ -16,6 +16,7 @@ slows all of them alike.
 
 import functools
 import json
+import logging
 import statistics
 import time
 
@@ -205,15 +206,19 @@ def bench_train():
 
 
 class CompileCounter:
-  """Counts XLA compilations (JAX reports each through jax.monitoring)."""
+  """Records XLA compilations (JAX reports each through jax.monitoring)."""
 
   def __init__(self):
-    self.count = 0
+    self.names = []  # the compiled functions' names, in order
     jax.monitoring.register_event_duration_secs_listener(self._event)
 
-  def _event(self, event: str, duration: float, **_):
+  @property
+  def count(self) -> int:
+    return len(self.names)
+
+  def _event(self, event: str, duration: float, fun_name: str = "?", **_):
     if event == "/jax/core/compile/backend_compile_duration":
-      self.count += 1
+      self.names.append(fun_name)
 
 
 def bench_generation():
@@ -230,7 +235,7 @@ def bench_generation():
       report(bench="generation", generation=state.generation,
              seconds=round(time.perf_counter() - tic, 2),
              stages={k: round(v, 2) for k, v in metrics["seconds"].items()},
-             compilations=compiles.count - before)
+             compilations=compiles.count - before, compiled=sorted(set(compiles.names[before:])))
   finally:
     setup.checkpoints.close()
 
@@ -239,6 +244,7 @@ def main(argv):
   commands = {"sample": bench_sample, "train": bench_train, "generation": bench_generation}
   if len(argv) != 2 or argv[1] not in commands:
     raise app.UsageError(f"usage: python -m selfimprove_jax.bench {{{','.join(commands)}}} [--flags]")
+  logging.getLogger("absl").setLevel(logging.WARNING)  # Orbax's lines per checkpoint
   device = f"{jax.device_count()} x {jax.devices()[0].device_kind}"
   if argv[1] == "generation":
     print(f"# jax {jax.__version__}, {device}, "

@@ -12,7 +12,19 @@ import numpy as np
 from selfimprove_jax.tokenizer import BOS, PAD, CharTokenizer
 from selfimprove_jax.train import Batch
 
-LENGTH_BUCKET = 8  # sequence lengths round up to this: few shapes to compile, little padding
+LENGTH_BUCKET = 8  # the finest step that sequence lengths round up to (see bucket)
+
+
+def bucket(n: int, multiple: int = LENGTH_BUCKET) -> int:
+  """n rounded up to one of few lengths, so that few shapes get compiled.
+
+  Steps are `multiple`, or a quarter of the power of two below n if coarser
+  (..., 56, 64, 80, 96, 112, 128, 160, ...): a length that grows by a token
+  per generation, as answers do along the curriculum, recompiles O(log n)
+  times and is padded by at most a quarter.
+  """
+  step = max(multiple, (1 << max(0, n.bit_length() - 1)) // 4)
+  return -(-n // step) * step
 
 
 def prompt_tokens(tok: CharTokenizer, prompts: Sequence[str]) -> list[list[int]]:
@@ -29,7 +41,7 @@ def make_batch(tok: CharTokenizer, prompts: Sequence[str], completions: Sequence
     starts.append(len(p))
   longest = max(len(s) for s in seqs) - 1  # inputs drop the last token
   if seq_len is None:
-    seq_len = -(-longest // LENGTH_BUCKET) * LENGTH_BUCKET
+    seq_len = bucket(longest)
   elif longest > seq_len:
     raise ValueError(f"a sequence needs {longest} positions but seq_len is {seq_len}")
   tokens = np.full((len(seqs), seq_len + 1), PAD, np.int32)

@@ -260,7 +260,7 @@ class Setup:
           in_specs=(P(), P(sharding.DATA)), out_specs=(P(sharding.DATA), P(sharding.DATA)))
     # One padded shape for every call: rows to a multiple of the devices, width to the longest text.
     rows = -(-rows_per_call // self.mesh.size) * self.mesh.size
-    width = -(-(self.config.lm.max_chars + 1) // data.LENGTH_BUCKET) * data.LENGTH_BUCKET
+    width = data.bucket(self.config.lm.max_chars + 1)
     logprob, tokens = [], []
     for start in range(0, len(texts), rows):
       chunk = list(texts[start:start + rows])
@@ -283,12 +283,14 @@ class Setup:
     return self._samplers[key]
 
   def max_answer_tokens(self, problems) -> int:
-    # The longest plausible answer, one character of slack to see overruns, and EOS.
-    return max(self.task.answer_lengths(p.prompt)[1] for p in problems) + 2
+    # The longest plausible answer, one character of slack to see overruns, and EOS;
+    # bucketed, so a sampler serves several generations' difficulties. A row
+    # stops at its EOS, so the extra room costs only cache slots.
+    return data.bucket(max(self.task.answer_lengths(p.prompt)[1] for p in problems) + 2)
 
   def seq_len(self, mixture: Mixture) -> int:
     longest = max(s.longest for s in mixture.sources) + 1  # BOS ... EOS, inputs drop one
-    return -(-longest // data.LENGTH_BUCKET) * data.LENGTH_BUCKET
+    return data.bucket(longest)
 
   def arrays(self, train_state) -> dict:
     """What a checkpoint holds as arrays: the train state and the root key."""

@@ -27,6 +27,7 @@ from flax import struct
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from selfimprove_jax import data
 from selfimprove_jax import model as model_lib
 from selfimprove_jax import sharding
 from selfimprove_jax.tokenizer import EOS, PAD
@@ -178,15 +179,11 @@ def _generate(apply_fn, method, max_new_tokens, params, cache, prompts, pad_len,
   return state.cache, (state.tokens, state.logprobs, state.entropies, lengths, state.done & active)
 
 
-def _round_up(n: int, multiple: int) -> int:
-  return -(-n // multiple) * multiple
-
-
 class Sampler:
   """Generates completions for lists of token-id prompts on every device of `mesh`.
 
-  Prompt length is padded up to a multiple of `prompt_bucket` and the batch to
-  a power of two times the device count, so calls in the same bucket reuse one
+  Prompt length is padded up to a `data.bucket` (multiples of `prompt_bucket`,
+  coarser for long prompts) and the batch to a power of two times the device count, so calls in the same bucket reuse one
   compiled program and one set of cache buffers.
 
   `apply_fn(params, tokens, *, positions, mask, cache, cache_index)` returns
@@ -220,7 +217,7 @@ class Sampler:
   def bucket(self, num_prompts: int, longest_prompt: int) -> tuple[int, int]:
     devices = self.mesh.size
     per_device = 1 << max(0, math.ceil(math.log2(max(1, num_prompts) / devices)))
-    return per_device * devices, _round_up(max(1, longest_prompt), self.prompt_bucket)
+    return per_device * devices, data.bucket(max(1, longest_prompt), self.prompt_bucket)
 
   def __call__(self, params, prompts: Sequence[Sequence[int]], key) -> SampleOutput:
     """Completions for each prompt (token ids, BOS included); `key` seeds row r as fold_in(key, r)."""

@@ -86,6 +86,17 @@ def test_loss_covers_completion_and_eos_only():
   assert batch.inputs.shape[1] % data.LENGTH_BUCKET == 0
 
 
+def test_length_buckets_are_few_and_pad_at_most_a_quarter():
+  lengths = range(1, 400)
+  for n in lengths:
+    b = data.bucket(n)
+    assert n <= b <= n + max(data.LENGTH_BUCKET - 1, n // 4) and b % data.LENGTH_BUCKET == 0
+  buckets = sorted({data.bucket(n) for n in lengths})
+  assert buckets[6:14] == [56, 64, 80, 96, 112, 128, 160, 192]
+  assert len(buckets) == 19  # 8 up to 64, then 4 per doubling
+  assert data.bucket(33, multiple=16) == 48 and data.bucket(100, multiple=16) == 112
+
+
 @pytest.mark.parametrize("schedule", train_lib.SCHEDULES)
 def test_schedules_warm_up_and_end_where_expected(schedule):
   cfg = train_lib.OptimizerConfig(learning_rate=1.0, schedule=schedule, warmup_steps=10,
