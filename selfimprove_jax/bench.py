@@ -53,6 +53,9 @@ def define_flags() -> None:
   flags.DEFINE_integer("runs", 5, "Timed runs; the median is reported.")
   flags.DEFINE_integer("warmup", 1, "Untimed runs first (compilation happens here).")
   flags.DEFINE_float("peak_tflops", 0.0, "Peak TFLOP/s for MFU; 0 measures a large matmul instead.")
+  flags.DEFINE_float("peak_tbs", 0.0, "sample: memory bandwidth in TB/s (H200: 4.8 on paper, 4.3 "
+                     "in our targets); if given, "
+                     "the decode loop's bandwidth utilisation is reported against it.")
   flags.DEFINE_bool("skip_recompute", False, "sample: skip the (slow) no-cache baseline.")
   config_flags.DEFINE_config_file("config", None, "generation: the run's config file.")
   flags.DEFINE_string("workdir", None, "generation: the run's directory (resumed if it holds one).")
@@ -136,7 +139,20 @@ def bench_sample():
       result[f"{name}_tokens_per_s"] = round(tokens / s, 1)
       if name != "cached":
         result[f"cached_vs_{name}"] = round(s / seconds["cached"], 2)
+    decode_bytes = FLAGS.new_tokens * decode_step_bytes(cfg, params, batch,
+                                                        FLAGS.prompt_len + FLAGS.new_tokens)
+    result["decode_tb_per_s"] = round(decode_bytes / seconds["cached"] / 1e12, 4)
+    if FLAGS.peak_tbs:
+      result["bandwidth_utilisation"] = round(result["decode_tb_per_s"] / FLAGS.peak_tbs, 3)
     report(**result)
+
+
+def decode_step_bytes(cfg: model_lib.ModelConfig, params, batch: int, slots: int) -> int:
+  """Bytes one decode step must read at least: every parameter once (float32 as
+  stored), and every row's whole KV cache (attention spans all slots)."""
+  weights = model_lib.num_params(params) * 4
+  cache = batch * slots * cfg.num_layers * 2 * cfg.embed_dim * cfg.compute_dtype.itemsize
+  return weights + cache
 
 
 # ----------------------------------------------------------------------------- train

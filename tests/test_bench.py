@@ -21,6 +21,14 @@ def test_train_flops_count_every_weight_matmul_and_half_the_attention():
   assert bench.train_flops_per_token(CFG, seq) == 3 * (2 * weights + attention)
 
 
+def test_decode_reads_the_weights_once_and_every_cache_slot():
+  _, params = model_lib.create(CFG)
+  one = bench.decode_step_bytes(CFG, params, batch=1, slots=10)
+  two = bench.decode_step_bytes(CFG, params, batch=2, slots=10)
+  cache_per_row = 10 * CFG.num_layers * 2 * CFG.embed_dim * 4  # keys and values, float32
+  assert two - one == cache_per_row and one == model_lib.num_params(params) * 4 + cache_per_row
+
+
 def test_compile_counter_sees_new_shapes_only():
   counter = bench.CompileCounter()
   f = jax.jit(lambda x: x * 2 + 1)
