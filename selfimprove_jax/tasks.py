@@ -27,7 +27,12 @@ class Problem:
 
 def _digits(rng: np.random.Generator, n: int) -> int:
   """A uniformly random number with exactly n digits."""
-  return int(rng.integers(10 ** (n - 1) if n > 1 else 0, 10 ** n))
+  if n <= 18:  # within int64: one draw
+    return int(rng.integers(10 ** (n - 1) if n > 1 else 0, 10 ** n))
+  # Beyond int64 (Lee et al. go to 100 digits): a leading 1-9, then free digits.
+  digits = rng.integers(0, 10, n)
+  digits[0] = rng.integers(1, 10)
+  return int("".join(map(str, digits)))
 
 
 def _rev(x: int) -> str:

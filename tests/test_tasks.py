@@ -27,7 +27,7 @@ def test_answers_are_right_and_difficulty_is_the_length(name):
   task = tasks.get_task(name)
   rng = np.random.default_rng(0)
   tok = CharTokenizer()
-  for d in (1, 2, 5, 9):
+  for d in (1, 2, 5, 9, 19, 100):  # past 18 digits, beyond int64
     for p in task.batch(rng, [d] * 20):
       assert p.difficulty == d
       assert p.answer == solve(name, p.prompt)
