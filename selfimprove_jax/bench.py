@@ -18,6 +18,7 @@ import functools
 import json
 import logging
 import statistics
+import sys
 import time
 
 import jax
@@ -26,9 +27,10 @@ import numpy as np
 from absl import app, flags
 from ml_collections import config_flags
 
-from selfimprove_jax import loop, peers, sampling, sharding
+from selfimprove_jax import files, loop, peers, sampling, sharding
 from selfimprove_jax import model as model_lib
 from selfimprove_jax import train as train_lib
+from selfimprove_jax.errors import UserError
 from selfimprove_jax.tokenizer import BOS, EOS
 
 FLAGS = flags.FLAGS
@@ -242,12 +244,17 @@ def bench_generation():
   if FLAGS.config is None or FLAGS.workdir is None:
     raise app.UsageError("generation needs --config and --workdir")
   compiles = CompileCounter()
-  setup = loop.build(FLAGS.config, FLAGS.workdir)
+  try:
+    setup = loop.build(FLAGS.config, FLAGS.workdir)
+  except UserError as e:
+    sys.exit(f"error: {e}")
   state, _ = loop.resume(setup)
   try:
     while state.generation < FLAGS.config.generations:
       before, tic = compiles.count, time.perf_counter()
       state, metrics = loop.generation_step(setup, state)
+      if jax.process_index() == 0:  # the workdir stays a run's, resumable by main
+        files.append_jsonl(setup.workdir / "metrics.jsonl", metrics)
       report(bench="generation", generation=state.generation,
              seconds=round(time.perf_counter() - tic, 2),
              stages={k: round(v, 2) for k, v in metrics["seconds"].items()},
