@@ -18,7 +18,7 @@ Shapes use B batch, T new tokens, S cache slots, H heads, D head dim, V vocab.
 
 The dense layers see tokens as rows, [B*T, E]: a weight's gradient is then one
 2-D matmul contracting over B*T, which XLA's CPU backend runs 1.6x faster than
-the same contraction over two axes (B, T). Accelerators do not care.
+the same contraction over two axes (B, T), through transposes and copies.
 """
 
 import dataclasses
