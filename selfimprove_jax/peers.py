@@ -8,9 +8,13 @@ PyTorch model; these are the same two, same shapes:
               clipping per call, loss on every token as in `train.train_step`.
 
 Llama is our architecture up to fusion (RMSNorm pre-norm, SwiGLU, RoPE, no
-biases, untied head), so the matmul FLOPs per token are the same. torch and
-transformers come from the `bench` extra and are imported only here.
+biases, untied head), so the matmul FLOPs per token are the same. Like ours,
+parameters stay float32 and a bfloat16 model computes under autocast. The peers
+run on the GPU when torch sees one. torch and transformers come from the
+`bench` extra and are imported only here.
 """
+
+import contextlib
 
 import numpy as np
 
@@ -43,7 +47,18 @@ def llama(cfg: model_lib.ModelConfig, max_len: int):
       rms_norm_eps=cfg.norm_eps, rope_theta=cfg.rope_base, tie_word_embeddings=False,
       pad_token_id=0, bos_token_id=1, eos_token_id=2)
   torch.manual_seed(0)
-  return transformers.LlamaForCausalLM(config).to(getattr(torch, cfg.dtype))
+  return transformers.LlamaForCausalLM(config).to(_device(torch))
+
+
+def _device(torch) -> str:
+  return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _autocast(torch, cfg: model_lib.ModelConfig):
+  """Compute in cfg.dtype with float32 parameters, as model.py does."""
+  if cfg.dtype == "float32":
+    return contextlib.nullcontext()
+  return torch.autocast(_device(torch), dtype=getattr(torch, cfg.dtype))
 
 
 class HFSampler:
@@ -51,15 +66,17 @@ class HFSampler:
 
   def __init__(self, cfg: model_lib.ModelConfig, new_tokens: int, max_len: int):
     self.torch, _ = _torch()
+    self.cfg, self.new_tokens = cfg, new_tokens
     self.model = llama(cfg, max_len).eval()
-    self.new_tokens = new_tokens
 
   def __call__(self, prompts: np.ndarray):
-    ids = self.torch.from_numpy(prompts.astype(np.int64))
-    with self.torch.inference_mode():
-      return self.model.generate(
-          ids, attention_mask=self.torch.ones_like(ids), do_sample=False,
+    torch = self.torch
+    ids = torch.from_numpy(prompts.astype(np.int64)).to(_device(torch))
+    with torch.inference_mode(), _autocast(torch, self.cfg):
+      out = self.model.generate(
+          ids, attention_mask=torch.ones_like(ids), do_sample=False,
           max_new_tokens=self.new_tokens, min_new_tokens=self.new_tokens, use_cache=True)
+    return out.cpu()  # waits for the device, as block_until_ready does for ours
 
 
 class TorchTrain:
@@ -67,16 +84,17 @@ class TorchTrain:
 
   def __init__(self, cfg: model_lib.ModelConfig, tokens: np.ndarray):
     torch, _ = _torch()
-    self.torch = torch
+    self.torch, self.cfg = torch, cfg
     self.model = llama(cfg, tokens.shape[1]).train()
     self.opt = torch.optim.AdamW(self.model.parameters(), lr=1e-4, betas=(0.9, 0.98),
                                  weight_decay=0.1)
-    tokens = torch.from_numpy(tokens.astype(np.int64))
+    tokens = torch.from_numpy(tokens.astype(np.int64)).to(_device(torch))
     self.inputs, self.targets = tokens[:, :-1], tokens[:, 1:]
 
   def __call__(self) -> float:
     torch = self.torch
-    logits = self.model(input_ids=self.inputs).logits.float()  # [B, T, V]
+    with _autocast(torch, self.cfg):
+      logits = self.model(input_ids=self.inputs).logits.float()  # [B, T, V]
     loss = torch.nn.functional.cross_entropy(logits.flatten(0, 1), self.targets.flatten())
     self.opt.zero_grad(set_to_none=True)
     loss.backward()
