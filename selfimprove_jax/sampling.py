@@ -183,8 +183,9 @@ class Sampler:
   """Generates completions for lists of token-id prompts on every device of `mesh`.
 
   Prompt length is padded up to a `data.bucket` (multiples of `prompt_bucket`,
-  coarser for long prompts) and the batch to a power of two times the device count, so calls in the same bucket reuse one
-  compiled program and one set of cache buffers.
+  coarser for long prompts) and the batch to a power of two times the device
+  count, so calls in the same bucket reuse one compiled program and one set of
+  cache buffers.
 
   `apply_fn(params, tokens, *, positions, mask, cache, cache_index)` returns
   (logits, cache) like `model.apply`; `init_cache(batch, slots)` makes the
