@@ -26,6 +26,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.generations = 4
   # How to grade samples without the answer, composed left to right (scoring.py):
   # drop answers of implausible length, then score by agreement among the samples.
+  # Others: none, confidence, self_judge, verifier (ground truth), feedback.
   c.scorer = "length,majority_vote"
   # What each generation trains on: "accumulate" (ground truth + all kept labels),
   # "replace" (the newest labels only) or "mix" (newest labels + data.mix_fraction truth).
@@ -108,6 +109,25 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.filter.keep = "best"
   # Train on each distinct (prompt, completion) once.
   c.filter.dedupe = True
+
+  c.judge = ml_collections.ConfigDict()
+  # scorer "self_judge": the share of every training batch that teaches the models
+  # to judge answers ("<prompt><answer>?" -> y/n, judge.py).
+  c.judge.fraction = 0.25
+
+  c.feedback = ml_collections.ConfigDict()
+  # scorer "feedback": a JSON-lines file of users' {prompt, completion, rating}
+  # (feedback.py); "" for none.
+  c.feedback.file = ""
+  # A rated answer scores weight * rating + (1 - weight) * its self-score.
+  c.feedback.weight = 0.5
+
+  c.noise = ml_collections.ConfigDict()
+  # The error-avalanche experiment (Lee et al. 2025, section 8.2): at this
+  # generation (0: never), replace this fraction of the kept labels by wrong
+  # answers (near misses of the truth) before training on them.
+  c.noise.generation = 0
+  c.noise.fraction = 0.0
 
   c.curriculum = ml_collections.ConfigDict()
   # Advance the frontier when the samples at frontier+1 agreed this much on

@@ -19,8 +19,8 @@ import ml_collections
 import numpy as np
 from jax.sharding import PartitionSpec as P
 
-from selfimprove_jax import checkpoint, curriculum, data, files, filtering, lm, sampling, scoring
-from selfimprove_jax import sharding
+from selfimprove_jax import checkpoint, curriculum, data, feedback, files, filtering, lm, sampling
+from selfimprove_jax import scoring, sharding
 from selfimprove_jax.errors import UserError
 from selfimprove_jax import model as model_lib
 from selfimprove_jax import train as train_lib
@@ -62,7 +62,10 @@ _FIELDS = {
              "sample.samples_per_prompt": ("int", 1), "filter.threshold": ("[0, 1]",),
              "filter.keep": ("str",), "filter.dedupe": ("bool",), "curriculum.gate": ("str",),
              "curriculum.gate_threshold": ("[0, 1]",), "curriculum.window": ("int", 1),
-             "eval.max_difficulty": ("int", 1), "eval.per_difficulty": ("int", 1)},
+             "eval.max_difficulty": ("int", 1), "eval.per_difficulty": ("int", 1),
+             "judge.fraction": ("(0, 1)",), "feedback.file": ("str",),
+             "feedback.weight": ("[0, 1]",), "noise.generation": ("int", 0),
+             "noise.fraction": ("[0, 1]",)},
     "lm": {"lm.source": ("str",), "lm.text_feature": ("str",), "lm.train_split": ("str",),
            "lm.eval_split": ("str",), "lm.max_chars": ("int", 1), "lm.row_tokens": ("int", 1),
            "lm.prompt_chars": ("int", 0), "lm.samples_per_generation": ("int", 1),
@@ -75,6 +78,7 @@ _LANGUAGE_FIELDS = {"language.vocab_size": ("int", 1), "language.num_classes": (
                     "language.max_words": ("int", 1)}
 # What 0 means, where it means something special.
 _ZERO_MEANS = {"sample.temperature": "0: greedy", "sample.top_k": "0: no limit",
+               "noise.generation": "0: no injection",
                "checkpoint.every_steps": "0: per generation only", "checkpoint.max_to_keep": "0: all"}
 
 
@@ -166,7 +170,10 @@ def _make(cls, section: str, fields: ml_collections.ConfigDict):
 
 def _check_task(config: ml_collections.ConfigDict) -> None:
   get_task(config.task)
-  scoring.parse(config.scorer)
+  names = scoring.parse(config.scorer)
+  if ("feedback" in names) != bool(config.feedback.file):
+    raise ValueError("scorer 'feedback' and feedback.file go together: name a ratings file "
+                     "with --config.feedback.file=PATH and add 'feedback' to the scorer, or neither")
   if config.filter.keep not in filtering.KEEP:
     raise ValueError(f"filter.keep must be one of {list(filtering.KEEP)}, got {config.filter.keep!r}")
   curriculum.gate_value(config.curriculum.gate, 0.0, 0.0)
@@ -236,8 +243,20 @@ class Setup:
   initial_train: train_lib.TrainState  # generation 0's starting point, [E, ...] leaves
   sample_method: object
   text: lm.TextWorld | None = None  # LM mode only: the human text and its reference statistics
+  ratings: feedback.Ratings | None = None  # users' ratings, when the scorer has `feedback`
   _samplers: dict = dataclasses.field(default_factory=dict)
   _steps: dict = dataclasses.field(default_factory=dict)
+
+  @property
+  def judging(self) -> bool:
+    """The models learn and use the self-judge (judge.py)."""
+    return self.task is not None and "self_judge" in scoring.parse(self.config.scorer)
+
+  def compiled(self, name: str, make):
+    """The program `make()` returns, built once per run."""
+    if name not in self._steps:
+      self._steps[name] = make()
+    return self._steps[name]
 
   def optimizer(self, generation: int):
     steps = self.config.train.steps if generation == 0 else self.config.train.steps_per_generation
@@ -246,18 +265,14 @@ class Setup:
 
   def train_step(self, generation: int):
     """Generation 0 and the later ones differ in schedule length, so in their step."""
-    which = min(generation, 1)
-    if which not in self._steps:
-      self._steps[which] = train_lib.make_ensemble_train_step(
-          self.graphdef, self.optimizer(generation), self.mesh)
-    return self._steps[which]
+    return self.compiled(f"train {min(generation, 1)}", lambda: train_lib.make_ensemble_train_step(
+        self.graphdef, self.optimizer(generation), self.mesh))
 
   def logprobs(self, params, texts: list[str], rows_per_call: int = 512):
     """([N] total log-probability, [N] tokens) of each text under one model, EOS included."""
-    if "logprobs" not in self._steps:
-      self._steps["logprobs"] = sharding.data_parallel(
-          functools.partial(train_lib.sequence_logprobs, self.graphdef), self.mesh,
-          in_specs=(P(), P(sharding.DATA)), out_specs=(P(sharding.DATA), P(sharding.DATA)))
+    step = self.compiled("logprobs", lambda: sharding.data_parallel(
+        functools.partial(train_lib.sequence_logprobs, self.graphdef), self.mesh,
+        in_specs=(P(), P(sharding.DATA)), out_specs=(P(sharding.DATA), P(sharding.DATA))))
     # One padded shape for every call: rows to a multiple of the devices, width to the longest text.
     rows = -(-rows_per_call // self.mesh.size) * self.mesh.size
     width = data.bucket(self.config.lm.max_chars + 1)
@@ -265,7 +280,7 @@ class Setup:
     for start in range(0, len(texts), rows):
       chunk = list(texts[start:start + rows])
       batch = data.make_batch(self.tok, [""] * rows, chunk + [""] * (rows - len(chunk)), width)
-      lp, n = sharding.to_host(self._steps["logprobs"](params, sharding.shard_batch(batch, self.mesh)))
+      lp, n = sharding.to_host(step(params, sharding.shard_batch(batch, self.mesh)))
       logprob.append(lp[:len(chunk)])
       tokens.append(n[:len(chunk)])
     return np.concatenate(logprob), np.concatenate(tokens)
@@ -323,7 +338,7 @@ def build(config: ml_collections.ConfigDict, workdir: str | Path) -> Setup:
     raise UserError(str(e)) from None
 
   data_dir = config.data.dir or workdir / "tfds"
-  tok, task, text = tokenizer(config), None, None
+  tok, task, text, ratings = tokenizer(config), None, None, None
   if mode(config) == "lm":
     try:
       text = sharding.process_0_first(lambda: lm.prepare(config, data_dir), "corpus")
@@ -339,6 +354,8 @@ def build(config: ml_collections.ConfigDict, workdir: str | Path) -> Setup:
     splits = sharding.process_0_first(lambda: datasets.load(dataset, data_dir), "dataset")
     ground_truth = _ground_truth_source(task, splits["train"], config.data.max_difficulty)
     eval_problems = splits["eval"].all()
+    if config.feedback.file:
+      ratings = feedback.load(config.feedback.file, task, tok)
 
   model_cfg = model_lib.ModelConfig(vocab_size=tok.vocab_size, **config.model)
   # Member e of the ensemble starts from its own seed; member 0 from `seed` itself.
@@ -346,7 +363,7 @@ def build(config: ml_collections.ConfigDict, workdir: str | Path) -> Setup:
   setup = Setup(
       config=config, workdir=workdir, task=task, tok=tok, model_cfg=model_cfg, mesh=mesh,
       graphdef=None, root_key=jax.random.key(config.seed),
-      ground_truth=ground_truth, eval_problems=eval_problems, text=text,
+      ground_truth=ground_truth, eval_problems=eval_problems, text=text, ratings=ratings,
       checkpoints=checkpoint.Checkpoints(workdir, every_steps=config.checkpoint.every_steps,
                                          max_to_keep=config.checkpoint.max_to_keep or None),
       initial_train=None,

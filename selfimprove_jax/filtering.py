@@ -115,3 +115,13 @@ def training_mixture(policy: str, ground_truth: Source, kept: Sequence[Source],
       return Mixture((ground_truth,), (1.0,))
     return Mixture((ground_truth, latest), (mix_fraction, 1.0 - mix_fraction))
   raise ValueError(f"data_policy must be one of {list(POLICIES)}, got {policy!r}")
+
+
+def with_share(mixture: Mixture | None, source: Source, fraction: float) -> Mixture | None:
+  """`mixture` with `source` added as `fraction` of every batch (all of it if mixture is None)."""
+  if not source.size:
+    return mixture
+  if mixture is None:
+    return Mixture((source,), (1.0,))
+  return Mixture(mixture.sources + (source,),
+                 tuple(w * (1 - fraction) for w in mixture.weights) + (fraction,))

@@ -2,9 +2,10 @@
 
 Each generation's labels are written once, whole, to
 `<workdir>/generations/<g>/examples.jsonl` (one row per distinct answer, with
-its score, whether it was kept, and whether ground truth says it is right),
-before training reads them back. Language-model mode has its own sampling
-(lm.label_stage) and writes the same files.
+its score and where the score came from, whether it was kept, and whether
+ground truth says it is right), before training reads them back. With the
+self-judge, the judge's lessons go next to it, to `judge.jsonl`. Language-model
+mode has its own sampling (lm.label_stage) and writes the same files.
 """
 
 import json
@@ -14,7 +15,7 @@ import jax
 import numpy as np
 from tqdm import tqdm
 
-from selfimprove_jax import data, files, filtering, preemption, scoring, sharding
+from selfimprove_jax import data, feedback, files, filtering, judge, preemption, scoring, sharding
 from selfimprove_jax.curriculum import Curriculum
 from selfimprove_jax.experiment import Setup
 from selfimprove_jax.filtering import Example
@@ -26,18 +27,42 @@ def member(params, e: int):
 
 
 def label_stage(setup: Setup, params, curriculum: Curriculum, g: int, key, rng):
-  """Task mode's sample -> score -> filter: the rows of generation g's examples file."""
+  """Task mode's sample -> score -> filter: the rows of generation g's examples file,
+  and the judge's lessons (None without the self-judge)."""
+  cfg = setup.config
   seconds, tic = {}, time.perf_counter()
   problems, cands, stats = sample_stage(setup, params, curriculum, g, key, rng)
   seconds["sample"] = time.perf_counter() - tic
   tic = time.perf_counter()
+  p_yes = judge.verdicts(setup, params, cands) if setup.judging else None
   # Only `verifier` receives the problems: make_scorer hands them to nobody else.
-  scores = scoring.make_scorer(setup.config.scorer, setup.task, problems)(cands)
+  scores = scoring.make_scorer(cfg.scorer, setup.task, problems, p_yes)(cands)
+  source = np.full(cands.shape, "self", object)
+  if setup.ratings:
+    has_self = any(n != "feedback" for n in scoring.parse(cfg.scorer))
+    valid = cands.initially_valid() & ((scores > 0) if has_self else True)
+    rating, rated = setup.ratings.lookup(cands.prompts, cands.completions)
+    scores, source = feedback.blend(scores, valid, rating, rated, cfg.feedback.weight, has_self)
+    stats["feedback_rated"] = int((rated & valid).sum())
   seconds["score"] = time.perf_counter() - tic
   tic = time.perf_counter()
-  rows, filter_stats = filter_stage(setup, g, problems, cands, scores)
+  rows, filter_stats = filter_stage(setup, g, problems, cands, scores, rng, source=source,
+                                    p_yes=p_yes)
   seconds["filter"] = time.perf_counter() - tic
-  return rows, stats | filter_stats, seconds
+  if setup.ratings:
+    filter_stats["kept_by_source"] = {s: sum(r["kept"] and r["score_source"] == s for r in rows)
+                                      for s in ("self", "feedback", "blend")}
+  lessons = None
+  if setup.judging:
+    lessons = judge.self_examples(setup.task, rows, cfg.filter.threshold, rng, g)
+    by_prompt = {p.prompt: p for p in problems}
+    for lesson in lessons:  # measurement only: is the lesson's verdict true?
+      right = setup.task.verify(by_prompt[lesson["about"]], lesson["proposed"])
+      lesson["correct"] = right == (lesson["completion"] == judge.YES)
+    stats["judge_lessons"] = len(lessons)
+    stats["judge_lesson_precision"] = (float(np.mean([x["correct"] for x in lessons]))
+                                       if lessons else None)
+  return rows, lessons, stats | filter_stats, seconds
 
 
 
@@ -45,7 +70,10 @@ def sample_stage(setup: Setup, params, curriculum: Curriculum, g: int, key, rng)
   """K samples from each ensemble member for fresh problems just past the frontier."""
   cfg = setup.config.sample
   difficulties = curriculum.next_difficulties()
-  problems = setup.task.batch(rng, np.resize(difficulties, cfg.prompts_per_generation))
+  # Prompts users rated at these difficulties come first, so the ratings meet fresh answers.
+  rated = setup.ratings.at(difficulties)[:cfg.prompts_per_generation] if setup.ratings else []
+  problems = rated + setup.task.batch(
+      rng, np.resize(difficulties, cfg.prompts_per_generation - len(rated)))
   k, members = cfg.samples_per_prompt, setup.config.ensemble_size
   # Prompt i's samples are rows i*K .. i*K+K-1 of each member's calls.
   rows = [t for t in data.prompt_tokens(setup.tok, [p.prompt for p in problems]) for _ in range(k)]
@@ -68,10 +96,16 @@ def sample_stage(setup: Setup, params, curriculum: Curriculum, g: int, key, rng)
 
 
 
-def filter_stage(setup: Setup, g: int, problems, cands: scoring.Candidates, scores):
-  """Kept labels, plus what ground truth says about them (measurement only)."""
+def filter_stage(setup: Setup, g: int, problems, cands: scoring.Candidates, scores, rng,
+                 source=None, p_yes=None):
+  """Kept labels, plus what ground truth says about them (measurement only).
+
+  `source` [N, K] says where each score came from ("self" if None); `p_yes`
+  [N, K] holds the self-judge's verdicts, recorded with each row.
+  """
   cfg = setup.config.filter
   valid = cands.initially_valid()
+  source = np.full(cands.shape, "self", object) if source is None else source
   votes = scoring.vote_counts(cands, valid)
   kept = filtering.select(scores, cfg.threshold, cfg.keep)
   if cfg.dedupe:
@@ -87,13 +121,24 @@ def filter_stage(setup: Setup, g: int, problems, cands: scoring.Candidates, scor
         continue
       seen[c] = len(rows)
       rows.append(dict(generation=g, difficulty=p.difficulty, prompt=p.prompt, completion=c,
-                       votes=int(votes[i, j]), score=round(float(scores[i, j]), 6),
+                       finished=bool(cands.finished[i, j]), votes=int(votes[i, j]),
+                       score=round(float(scores[i, j]), 6), score_source=source[i, j],
                        kept=bool(kept[i, j]), correct=bool(correct[i, j])))
+      if p_yes is not None:
+        rows[-1]["judge"] = round(float(p_yes[i, j]), 6)
   num_kept = int(kept.sum())
   solvable = correct.any(axis=1)
+  noise = setup.config.noise
+  injected = inject_errors(setup.task, problems, rows, noise.fraction, rng) if (
+      g == noise.generation and noise.fraction > 0) else 0
+  kept_rows = [r for r in rows if r["kept"]]
   stats = dict(
       kept=num_kept,
-      kept_precision=float((kept & correct).sum() / num_kept) if num_kept else None,
+      # Over the rows trained on, after any injected errors.
+      kept_precision=float(np.mean([r["correct"] for r in kept_rows])) if kept_rows else None,
+      injected=injected,
+      # How well the final scores rank right above wrong answers (1: perfectly, 0.5: chance).
+      score_auc=scoring.auc(scores[valid], correct[valid]),
       # Of the prompts some sample answered right, the share that kept a right label.
       kept_recall=float(((kept & correct).any(1) & solvable).sum() / solvable.sum())
       if solvable.any() else None,
@@ -102,15 +147,32 @@ def filter_stage(setup: Setup, g: int, problems, cands: scoring.Candidates, scor
       self_consistency=scoring.self_consistency(cands),
       distinct_answers=float(np.mean([len(set(r)) for r in cands.completions])),
   )
+  if p_yes is not None:
+    stats |= judge.quality(p_yes[valid], correct[valid], cfg.threshold)
   return rows, stats
 
 
+def inject_errors(task, problems, rows: list[dict], fraction: float, rng) -> int:
+  """The error-avalanche experiment: `fraction` of the kept rows get a wrong answer
+  (a near miss of the truth) in place of theirs; returns how many."""
+  by_prompt = {p.prompt: p for p in problems}
+  kept = [r for r in rows if r["kept"]]
+  chosen = rng.choice(len(kept), int(round(fraction * len(kept))), replace=False) if kept else []
+  for i in sorted(chosen):
+    row = kept[i]
+    row.update(completion=task.near_miss(by_prompt[row["prompt"]].answer, rng), correct=False,
+               injected=True)
+  return len(chosen)
 
-def write_labels(setup: Setup, g: int, rows, stats: dict) -> str:
-  """Writes generation g's examples file and stage metrics; returns the file's relative path."""
+
+def write_labels(setup: Setup, g: int, rows, stats: dict, lessons=None) -> str:
+  """Writes generation g's examples file (and judge lessons) and stage metrics; returns
+  the examples file's relative path."""
   directory = setup.workdir / "generations" / f"{g:03d}"
   if jax.process_index() == 0:  # every process computed the same rows; one writes them
     directory.mkdir(parents=True, exist_ok=True)
+    if lessons is not None:  # first: the examples file marks the labels as written
+      files.write_jsonl(directory / "judge.jsonl", lessons)
     files.write_jsonl(directory / "examples.jsonl", rows)
     files.atomic_write(directory / "labelling.json", json.dumps(stats, indent=1))
   sharding.sync(f"labels {g}")

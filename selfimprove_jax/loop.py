@@ -31,8 +31,8 @@ import ml_collections
 import numpy as np
 from tqdm import tqdm
 
-from selfimprove_jax import curriculum, data, evaluate, files, filtering, labelling, lm, report
-from selfimprove_jax import preemption, sampling, sharding
+from selfimprove_jax import curriculum, data, evaluate, files, filtering, judge, labelling, lm
+from selfimprove_jax import preemption, report, sampling, sharding
 from selfimprove_jax import train as train_lib
 from selfimprove_jax.curriculum import Curriculum
 from selfimprove_jax.filtering import Mixture, Source
@@ -40,6 +40,10 @@ from selfimprove_jax.errors import UserError, first_line
 from selfimprove_jax.experiment import Setup, build
 
 SAMPLE, TRAIN, EVALUATE = 1, 2, 3  # stage ids folded into the generation's key
+
+# Labelling statistics copied into metrics.jsonl when a run produces them.
+_LABEL_METRICS = ("score_auc", "injected", "judge_auc", "judge_precision", "judge_recall",
+                  "judge_lessons", "judge_lesson_precision", "feedback_rated", "kept_by_source")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,9 +65,21 @@ def _writer() -> bool:
 
 
 def data_stage(setup: Setup, state: LoopState) -> Mixture | None:
-  kept = [Source.from_list(f, labelling.read_labels(setup, f)) for f in state.label_files]
-  return filtering.training_mixture(setup.config.data_policy, setup.ground_truth, kept,
-                                    setup.config.data.mix_fraction)
+  """The data policy's mixture; with the self-judge, plus the judge's newest lessons."""
+  if not state.label_files:  # generation 0: ground truth alone
+    mixture = Mixture((setup.ground_truth,), (1.0,))
+  else:
+    kept = [Source.from_list(f, labelling.read_labels(setup, f)) for f in state.label_files]
+    mixture = filtering.training_mixture(setup.config.data_policy, setup.ground_truth, kept,
+                                         setup.config.data.mix_fraction)
+  if not setup.judging:
+    return mixture
+  if not state.label_files:  # generation 0: the judge learns from ground truth
+    lessons = judge.ground_truth_source(setup.task, setup.ground_truth, setup.config.seed)
+  else:  # later: only from its own verdicts on the newest generation's samples
+    relative = str(Path(state.label_files[-1]).with_name("judge.jsonl"))
+    lessons = Source.from_list(relative, labelling.read_labels(setup, relative))
+  return filtering.with_share(mixture, lessons, setup.config.judge.fraction)
 
 
 def train_stage(setup: Setup, g: int, train_state, mixture: Mixture, *, steps: int, start: int,
@@ -102,12 +118,17 @@ def train_stage(setup: Setup, g: int, train_state, mixture: Mixture, *, steps: i
   return train_state, tokens
 
 
-def evaluate_stage(setup: Setup, params) -> dict[int, float]:
-  """Greedy accuracy of member 0 on the fixed evaluation set, by difficulty."""
+def evaluate_stage(setup: Setup, params) -> dict:
+  """Greedy accuracy of member 0 on the fixed evaluation set, by difficulty; with the
+  self-judge, also how well it tells each answer from a near miss (AUC by difficulty)."""
   sampler = setup.sampler(sampling.Greedy(), setup.max_answer_tokens(setup.eval_problems))
   graded = evaluate.grade(sampler, labelling.member(params, 0), setup.tok, setup.task,
                           setup.eval_problems, jax.random.key(0))
-  return evaluate.accuracy_by_difficulty(graded)
+  accuracy = evaluate.accuracy_by_difficulty(graded)
+  out = dict(accuracy={str(d): a for d, a in accuracy.items()})
+  if setup.judging:
+    out["judge_eval_auc"] = judge.evaluate(setup, params, setup.eval_problems)
+  return out
 
 
 # ----------------------------------------------------------------------------
@@ -136,19 +157,19 @@ def generation_step(setup: Setup, state: LoopState, stop_after=None) -> tuple[Lo
       seconds = stats.pop("seconds")
     else:
       sample_key, rng = jax.random.fold_in(key, SAMPLE), np.random.default_rng([cfg.seed, g, SAMPLE])
+      lessons = None  # the self-judge's, if any
       if setup.text:  # LM mode: the model's own text, unscored
         rows, stats = lm.label_stage(setup, labelling.member(state.train.params, 0), g,
                                      sample_key, rng)
         seconds["sample"] = time.perf_counter() - tic
       else:
-        rows, stats, seconds = labelling.label_stage(setup, state.train.params, state.curriculum,
-                                                     g, sample_key, rng)
-      relative = labelling.write_labels(setup, g, rows, dict(stats, seconds=seconds))
+        rows, lessons, stats, seconds = labelling.label_stage(
+            setup, state.train.params, state.curriculum, g, sample_key, rng)
+      relative = labelling.write_labels(setup, g, rows, dict(stats, seconds=seconds), lessons)
     label_files = state.label_files + (relative,)
     tic = time.perf_counter()
 
-  mixture = (Mixture((setup.ground_truth,), (1.0,)) if g == 0 else
-             data_stage(setup, dataclasses.replace(state, label_files=label_files)))
+  mixture = data_stage(setup, dataclasses.replace(state, label_files=label_files))
   seconds["data"] = time.perf_counter() - tic
 
   tic = time.perf_counter()
@@ -201,7 +222,7 @@ def generation_step(setup: Setup, state: LoopState, stop_after=None) -> tuple[Lo
     metrics.update(lm.evaluate_stage(setup, labelling.member(train_state.params, 0), g,
                                      jax.random.fold_in(key, EVALUATE)))
   else:
-    accuracy = evaluate_stage(setup, train_state.params)
+    evaluation = evaluate_stage(setup, train_state.params)
     passed = None
     if g > 0:
       passed = curriculum.gate_passes(cfg.curriculum.gate, cfg.curriculum.gate_threshold,
@@ -209,11 +230,12 @@ def generation_step(setup: Setup, state: LoopState, stop_after=None) -> tuple[Lo
     new_curriculum = state.curriculum.advance(bool(passed))
     metrics.update(
         difficulty=state.curriculum.next_difficulties()[0] if g > 0 else None, scorer=cfg.scorer,
-        accuracy={str(d): a for d, a in accuracy.items()},
+        **evaluation,
         kept_precision=stats.get("kept_precision"), kept_recall=stats.get("kept_recall"),
         sample_accuracy=stats.get("sample_accuracy"),
         self_consistency=stats.get("self_consistency"), gate_passed=passed,
-        frontier=new_curriculum.frontier, distinct_answers=stats.get("distinct_answers"))
+        frontier=new_curriculum.frontier, distinct_answers=stats.get("distinct_answers"),
+        **{k: stats[k] for k in _LABEL_METRICS if k in stats})
   seconds["evaluate"] = time.perf_counter() - tic
   metrics["seconds"] = seconds
 
@@ -302,6 +324,13 @@ def resume(setup: Setup) -> tuple[LoopState, list[dict]]:
   if _writer():
     files.write_jsonl(setup.workdir / "metrics.jsonl", history)
   return state, history
+
+
+def quiet_library_logs() -> None:
+  """Orbax (several lines per checkpoint) and JAX (backend probing) speak up only
+  for warnings; the loop's own messages stay."""
+  for name in ("absl", "jax"):
+    logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def run(config: ml_collections.ConfigDict, workdir: str, *,

@@ -50,10 +50,7 @@ def _join_processes() -> None:
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-  # Orbax (several lines per checkpoint) and JAX (backend probing) speak up only
-  # for warnings; the loop's own messages stay.
-  for name in ("absl", "jax"):
-    logging.getLogger(name).setLevel(logging.WARNING)
+  loop.quiet_library_logs()
   _join_processes()
   logging.info("JAX %s: process %d of %d, %d devices (%s)", jax.__version__, jax.process_index(),
                jax.process_count(), jax.device_count(), jax.devices()[0].platform)

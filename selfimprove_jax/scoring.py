@@ -8,15 +8,19 @@ valid. A completion is valid to begin with when it ended with EOS and is not
 empty: an answer cut off at the length limit, or no answer at all, is never a
 label.
 
+  none           1 for every valid completion: no filtering at all
   majority_vote  share of the K samples that gave this exact answer (self-consistency)
   confidence     the model's own mean token probability, exp(mean log p)
   length         1 if the answer length is plausible for the operands (Lee et al.), else 0
+  self_judge     the model's own P("y") when asked whether the answer is right (judge.py)
   verifier       1 if the task's ground-truth check passes: "the paths that work"
+  feedback       users' ratings, blended into the other scores (feedback.py)
 
 Only `verifier` reads ground truth; `make_scorer` hands the answers to it alone.
 Scorers compose left to right ("length,majority_vote"): a completion an earlier
 stage scores 0 is out of play for the later ones (it casts no vote), and the
-final score is the product of the stage scores.
+final score is the product of the stage scores. `feedback` is not a stage: it
+is blended into the composed score afterwards (labelling.py).
 """
 
 import collections
@@ -72,6 +76,15 @@ def confidence(cands: Candidates, valid: np.ndarray) -> np.ndarray:
   return np.where(valid, np.exp(np.minimum(cands.mean_logprob, 0.0)), 0.0)
 
 
+def none(cands: Candidates, valid: np.ndarray) -> np.ndarray:
+  return valid.astype(float)
+
+
+def self_judge(p_yes: np.ndarray) -> Scorer:
+  """The judge's verdicts [N, K], computed beforehand (they need the model)."""
+  return lambda cands, valid: np.where(valid, p_yes, 0.0)
+
+
 def length(task: Task) -> Scorer:
   def score(cands: Candidates, valid: np.ndarray) -> np.ndarray:
     out = np.zeros(cands.shape)
@@ -94,7 +107,7 @@ def verifier(task: Task, problems) -> Scorer:
   return score
 
 
-SCORERS = ("majority_vote", "confidence", "length", "verifier")
+SCORERS = ("none", "majority_vote", "confidence", "length", "self_judge", "verifier", "feedback")
 
 
 def parse(spec: str) -> list[str]:
@@ -105,18 +118,30 @@ def parse(spec: str) -> list[str]:
   return names
 
 
-def make_scorer(spec: str, task: Task, problems=None) -> Callable[[Candidates], np.ndarray]:
-  """The composed scorer named by `spec`; `problems` (ground truth) goes to `verifier` only."""
+def make_scorer(spec: str, task: Task, problems=None,
+                p_yes: np.ndarray | None = None) -> Callable[[Candidates], np.ndarray]:
+  """The composed scorer named by `spec` (its stages other than `feedback`).
+
+  `problems` (ground truth) goes to `verifier` only; `p_yes` [N, K] holds the
+  self-judge's verdicts. With no stage but `feedback`, every valid completion
+  scores 0 until a rating says otherwise.
+  """
   stages = []
   for name in parse(spec):
     if name == "verifier":
       if problems is None:
         raise ValueError("scorer 'verifier' needs the problems' ground truth")
       stages.append(verifier(task, problems))
+    elif name == "self_judge":
+      if p_yes is None:
+        raise ValueError("scorer 'self_judge' needs the judge's verdicts")
+      stages.append(self_judge(p_yes))
     elif name == "length":
       stages.append(length(task))
-    else:
-      stages.append({"majority_vote": majority_vote, "confidence": confidence}[name])
+    elif name != "feedback":
+      stages.append({"none": none, "majority_vote": majority_vote, "confidence": confidence}[name])
+  if not stages:  # feedback alone
+    return lambda cands: np.zeros(cands.shape)
   return lambda cands: compose(cands, stages)
 
 
@@ -133,3 +158,23 @@ def compose(cands: Candidates, stages: Sequence[Scorer]) -> np.ndarray:
 def self_consistency(cands: Candidates) -> float:
   """Mean over prompts of the largest share of samples agreeing on one answer (no ground truth)."""
   return float(np.mean(np.max(majority_vote(cands, cands.initially_valid()), axis=1)))
+
+
+def auc(scores: np.ndarray, labels: np.ndarray) -> float | None:
+  """Area under the ROC curve: the chance that a random right answer scores above a
+  random wrong one, ties counting half. None without both kinds."""
+  scores, labels = np.ravel(scores).astype(float), np.ravel(labels).astype(bool)
+  pos, neg = scores[labels], scores[~labels]
+  if not len(pos) or not len(neg):
+    return None
+  # Mann-Whitney U from average ranks, so that ties count half.
+  order = np.argsort(np.concatenate([pos, neg]), kind="stable")
+  values = np.concatenate([pos, neg])[order]
+  ranks = np.empty(len(values))
+  _, start, counts = np.unique(values, return_index=True, return_counts=True)
+  for s, c in zip(start, counts):
+    ranks[s:s + c] = s + (c + 1) / 2
+  pos_ranks = np.empty(len(values))
+  pos_ranks[order] = ranks
+  u = pos_ranks[:len(pos)].sum() - len(pos) * (len(pos) + 1) / 2
+  return float(u / (len(pos) * len(neg)))

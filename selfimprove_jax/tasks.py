@@ -8,6 +8,7 @@ the model produces the digit it can compute first.
 """
 
 import dataclasses
+import re
 from collections.abc import Callable
 
 import numpy as np
@@ -20,9 +21,11 @@ class Problem:
   difficulty: int  # the length that makes it hard: digits per operand, characters
 
 
-# Each task: a generator (rng, n) -> (prompt, answer) and the answer lengths its
-# prompt allows, read off the prompt alone. The `length` scorer uses the latter
-# (Lee et al.'s length filter), so it must never look at the answer.
+# Each task: a generator (rng, n) -> (prompt, answer), the answer lengths its
+# prompt allows, read off the prompt alone, and a solver prompt -> (answer,
+# difficulty) for prompts that come from elsewhere (user feedback). The `length`
+# scorer uses the lengths (Lee et al.'s length filter), so they must never look
+# at the answer; the solver is ground truth, for measurement only.
 
 
 def _digits(rng: np.random.Generator, n: int) -> int:
@@ -49,6 +52,23 @@ def _addition(rng, n):
   return f"{a}+{b}=", str(a + b)
 
 
+def _operands(prompt, pattern):
+  match = re.fullmatch(pattern, prompt)
+  if not match:
+    raise ValueError(f"{prompt!r} is not a prompt of this task")
+  return match.groups()
+
+
+def _solve_reverse_addition(prompt):
+  a, b = _operands(prompt, r"(\d+)\+(\d+)=")
+  return _rev(int(a[::-1]) + int(b[::-1])), max(len(a), len(b))
+
+
+def _solve_addition(prompt):
+  a, b = _operands(prompt, r"(\d+)\+(\d+)=")
+  return str(int(a) + int(b)), max(len(a), len(b))
+
+
 def _sum_lengths(prompt):
   # A sum has as many digits as its longer operand, or one more for the carry.
   n = max(len(x) for x in prompt[:-1].split("+"))
@@ -59,6 +79,11 @@ def _multiplication(rng, n):
   # n-digit times 1-digit keeps the answer length linear in n, reversed like addition.
   a, b = _digits(rng, n), int(rng.integers(1, 10))
   return f"{_rev(a)}*{b}=", _rev(a * b)
+
+
+def _solve_multiplication(prompt):
+  a, b = _operands(prompt, r"(\d+)\*(\d)=")
+  return _rev(int(a[::-1]) * int(b)), len(a)
 
 
 def _product_lengths(prompt):
@@ -79,8 +104,21 @@ def _reversal(rng, n):
   return f"{s}>", s[::-1]
 
 
+def _solve_copy(prompt):
+  s, = _operands(prompt, r"([a-z]+)=")
+  return s, len(s)
+
+
+def _solve_reversal(prompt):
+  s, = _operands(prompt, r"([a-z]+)>")
+  return s[::-1], len(s)
+
+
 def _same_length(prompt):
   return len(prompt) - 1, len(prompt) - 1
+
+
+_DIGITS, _ALPHA = "0123456789", "".join(_LETTERS)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,6 +126,8 @@ class Task:
   name: str
   _make: Callable[[np.random.Generator, int], tuple[str, str]]
   _lengths: Callable[[str], tuple[int, int]]
+  _solve: Callable[[str], tuple[str, int]]
+  symbols: str  # the characters answers are written in
 
   def generate(self, rng: np.random.Generator, difficulty: int) -> Problem:
     if difficulty < 1:
@@ -107,13 +147,36 @@ class Task:
   def verify(problem: Problem, completion: str) -> bool:
     return completion == problem.answer
 
+  def parse(self, prompt: str) -> Problem:
+    """The problem behind a prompt written elsewhere; ValueError if it is not this task's."""
+    answer, difficulty = self._solve(prompt)
+    return Problem(prompt, answer, difficulty)
+
+  def near_miss(self, answer: str, rng: np.random.Generator) -> str:
+    """A wrong answer close to `answer`, as a model gets it wrong: one symbol
+    changed (half the time), two neighbours swapped, one dropped or one doubled."""
+    for _ in range(100):
+      i = int(rng.integers(len(answer)))
+      op = rng.choice(["change", "change", "swap", "drop", "double"])
+      if op == "change":
+        out = answer[:i] + rng.choice([c for c in self.symbols if c != answer[i]]) + answer[i + 1:]
+      elif op == "swap" and i + 1 < len(answer):
+        out = answer[:i] + answer[i + 1] + answer[i] + answer[i + 2:]
+      elif op == "drop" and len(answer) > 1:
+        out = answer[:i] + answer[i + 1:]
+      else:
+        out = answer[:i] + answer[i] + answer[i:]
+      if out != answer:
+        return out
+    raise AssertionError(f"no near miss found for {answer!r}")
+
 
 TASKS = {t.name: t for t in (
-    Task("reverse_addition", _reverse_addition, _sum_lengths),
-    Task("addition", _addition, _sum_lengths),
-    Task("multiplication", _multiplication, _product_lengths),
-    Task("copy", _copy, _same_length),
-    Task("reversal", _reversal, _same_length),
+    Task("reverse_addition", _reverse_addition, _sum_lengths, _solve_reverse_addition, _DIGITS),
+    Task("addition", _addition, _sum_lengths, _solve_addition, _DIGITS),
+    Task("multiplication", _multiplication, _product_lengths, _solve_multiplication, _DIGITS),
+    Task("copy", _copy, _same_length, _solve_copy, _ALPHA),
+    Task("reversal", _reversal, _same_length, _solve_reversal, _ALPHA),
 )}
 
 

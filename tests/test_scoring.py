@@ -64,7 +64,7 @@ def test_verifier_is_the_only_scorer_that_sees_the_answers():
 
 @pytest.mark.parametrize("spec", ["", "vote", "length,,majority_vote", "length;verifier"])
 def test_bad_scorer_names_the_field_and_the_choices(spec):
-  with pytest.raises(ValueError, match=r"^scorer must be one or more of \['majority_vote'"):
+  with pytest.raises(ValueError, match=r"^scorer must be one or more of \['none', 'majority_vote'"):
     scoring.parse(spec)
 
 
