@@ -323,8 +323,11 @@ def _ground_truth_source(task: Task, problems, max_difficulty: int) -> Source:
 def build(config: ml_collections.ConfigDict, workdir: str | Path) -> Setup:
   mesh = sharding.make_mesh()
   workdir = Path(workdir).resolve()
+  ratings = None
   try:
     check(config, mesh)
+    if mode(config) == "task" and config.feedback.file:  # read before the workdir is touched
+      ratings = feedback.load(config.feedback.file, get_task(config.task), tokenizer(config))
     if workdir.exists() and not workdir.is_dir():
       raise ValueError(f"--workdir {workdir} exists and is not a directory")
     workdir.mkdir(parents=True, exist_ok=True)
@@ -338,7 +341,7 @@ def build(config: ml_collections.ConfigDict, workdir: str | Path) -> Setup:
     raise UserError(str(e)) from None
 
   data_dir = config.data.dir or workdir / "tfds"
-  tok, task, text, ratings = tokenizer(config), None, None, None
+  tok, task, text = tokenizer(config), None, None
   if mode(config) == "lm":
     try:
       text = sharding.process_0_first(lambda: lm.prepare(config, data_dir), "corpus")
@@ -354,8 +357,6 @@ def build(config: ml_collections.ConfigDict, workdir: str | Path) -> Setup:
     splits = sharding.process_0_first(lambda: datasets.load(dataset, data_dir), "dataset")
     ground_truth = _ground_truth_source(task, splits["train"], config.data.max_difficulty)
     eval_problems = splits["eval"].all()
-    if config.feedback.file:
-      ratings = feedback.load(config.feedback.file, task, tok)
 
   model_cfg = model_lib.ModelConfig(vocab_size=tok.vocab_size, **config.model)
   # Member e of the ensemble starts from its own seed; member 0 from `seed` itself.

@@ -55,8 +55,8 @@ def ground_truth_source(task: Task, ground_truth: Source, seed: int) -> Source:
       else:
         out.append(Example(question(ex.prompt, ex.completion), YES, ex.difficulty, 0))
     return out
-  # A near miss may be one symbol longer than the answer, and "?" adds one more.
-  return Source("judge_ground_truth", 2 * ground_truth.size, get, ground_truth.longest + 2)
+  # A near miss may be one symbol longer than the answer; "?" and the verdict add two more.
+  return Source("judge_ground_truth", 2 * ground_truth.size, get, ground_truth.longest + 3)
 
 
 def self_examples(task: Task, rows: list[dict], threshold: float, rng: np.random.Generator,

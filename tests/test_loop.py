@@ -153,6 +153,11 @@ def test_resuming_with_other_settings_is_refused(full_run):
     ("train.steps_per_generation", -5, "train.steps_per_generation must be a positive integer"),
     ("ensemble_size", 0, "ensemble_size must be a positive integer"),
     ("sample.temperature", -1.0, "sample.temperature must be >= 0 (0: greedy), got -1.0"),
+    ("scorer", "length,feedback", "scorer 'feedback' and feedback.file go together"),
+    ("feedback.file", "ratings.jsonl", "scorer 'feedback' and feedback.file go together"),
+    ("judge.fraction", 1.0, "judge.fraction must be in (0, 1), got 1.0"),
+    ("noise.fraction", 1.5, "noise.fraction must be in [0, 1], got 1.5"),
+    ("noise.generation", -1, "noise.generation must be an integer >= 0 (0: no injection)"),
 ])
 def test_bad_config_fails_before_any_compute(tmp_path, field, value, message):
   with pytest.raises(UserError) as e:

@@ -71,3 +71,41 @@ def test_bad_scorer_names_the_field_and_the_choices(spec):
 def test_candidates_shape_mismatch_is_refused():
   with pytest.raises(ValueError, match="2 prompts with 2 completions"):
     cands(["a=", "b="], [["a", "a"], ["b"]], finished=np.ones((2, 2), bool))
+
+
+def test_none_keeps_every_finished_nonempty_answer():
+  c = cands(["12+34="], [["46", "", "47", "4"]], finished=[[1, 1, 1, 0]])
+  np.testing.assert_array_equal(scoring.make_scorer("none", TASK)(c), [[1, 0, 1, 0]])
+
+
+def test_self_judge_scores_by_the_verdicts_after_earlier_stages():
+  c = cands(["12+34="], [["46", "4", "47"]])
+  p_yes = np.array([[0.9, 0.8, 0.3]])
+  np.testing.assert_allclose(scoring.make_scorer("self_judge", TASK, p_yes=p_yes)(c),
+                             [[0.9, 0.8, 0.3]])
+  # "4" is too short for a sum of two 2-digit numbers: length rules it out first.
+  np.testing.assert_allclose(scoring.make_scorer("length,self_judge", TASK, p_yes=p_yes)(c),
+                             [[0.9, 0.0, 0.3]])
+  with pytest.raises(ValueError, match="needs the judge's verdicts"):
+    scoring.make_scorer("self_judge", TASK)
+
+
+def test_feedback_is_not_a_stage_and_alone_scores_nothing_yet():
+  c = cands(["12+34="], [["46", "47"]], logprob=[[np.log(0.5), np.log(0.25)]])
+  np.testing.assert_allclose(scoring.make_scorer("confidence,feedback", TASK)(c), [[0.5, 0.25]])
+  np.testing.assert_array_equal(scoring.make_scorer("feedback", TASK)(c), [[0, 0]])
+
+
+@pytest.mark.parametrize("scores, labels, expected", [
+    ([0.9, 0.8, 0.2, 0.1], [1, 1, 0, 0], 1.0),
+    ([0.1, 0.2, 0.8, 0.9], [1, 1, 0, 0], 0.0),
+    ([0.5, 0.5, 0.5], [1, 0, 0], 0.5),  # all tied: chance
+    # pairs (right, wrong): (.9,.7) (.9,.3) (.4,.7) (.4,.3) (.3 tie .3 counts half) (.3,.7)
+    ([0.9, 0.4, 0.3, 0.7, 0.3], [1, 1, 1, 0, 0], (1 + 1 + 0 + 1 + 0.5 + 0) / 6),
+])
+def test_auc_is_the_chance_a_right_answer_outscores_a_wrong_one(scores, labels, expected):
+  assert scoring.auc(np.array(scores), np.array(labels)) == pytest.approx(expected)
+
+
+def test_auc_needs_both_kinds():
+  assert scoring.auc(np.array([0.3, 0.4]), np.array([1, 1])) is None

@@ -60,3 +60,46 @@ def test_unknown_task_names_the_choices():
 def test_tokenizer_refuses_unknown_characters():
   with pytest.raises(ValueError, match="not in the tokenizer alphabet"):
     CharTokenizer().encode("12#3")
+
+
+@pytest.mark.parametrize("name", sorted(tasks.TASKS))
+def test_parse_recovers_the_problem_behind_a_prompt(name):
+  task = tasks.get_task(name)
+  rng = np.random.default_rng(1)
+  for d in (1, 3, 30):
+    problem = task.generate(rng, d)
+    assert task.parse(problem.prompt) == problem
+    assert task.parse(problem.prompt).answer == solve(name, problem.prompt)
+
+
+@pytest.mark.parametrize("name, prompt", [
+    ("reverse_addition", "12+34"), ("reverse_addition", "1a+2="), ("addition", "+3="),
+    ("multiplication", "12*34="), ("copy", "abc>"), ("reversal", "ab1>"), ("reversal", "")])
+def test_parse_refuses_prompts_of_another_shape(name, prompt):
+  with pytest.raises(ValueError, match="is not a prompt of this task"):
+    tasks.get_task(name).parse(prompt)
+
+
+def _one_edit_apart(a: str, b: str) -> bool:
+  """b is a with one symbol changed, dropped or doubled, or two neighbours swapped."""
+  if len(a) == len(b):
+    diff = [i for i in range(len(a)) if a[i] != b[i]]
+    swap = len(diff) == 2 and diff[1] == diff[0] + 1 and a[diff[0]] == b[diff[1]] and a[diff[1]] == b[diff[0]]
+    return len(diff) == 1 or swap
+  short, long = sorted((a, b), key=len)
+  return len(long) == len(short) + 1 and any(long[:i] + long[i + 1:] == short for i in range(len(long)))
+
+
+@pytest.mark.parametrize("name", sorted(tasks.TASKS))
+def test_near_misses_are_wrong_close_and_in_the_tasks_symbols(name):
+  task = tasks.get_task(name)
+  rng = np.random.default_rng(2)
+  kinds = set()
+  for _ in range(300):
+    problem = task.generate(rng, int(rng.integers(1, 6)))
+    miss = task.near_miss(problem.answer, rng)
+    assert not task.verify(problem, miss)
+    assert _one_edit_apart(problem.answer, miss), (problem.answer, miss)
+    assert set(miss) <= set(task.symbols)
+    kinds.add(len(miss) - len(problem.answer))
+  assert kinds == {-1, 0, 1}  # changed or swapped, dropped, doubled
