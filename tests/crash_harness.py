@@ -71,10 +71,10 @@ def _arm(point: str) -> None:
     labelling.sample_stage = sample_stage
   elif name == "score":  # scores computed, nothing filtered or written yet
     original_filter = labelling.filter_stage
-    def filter_stage(setup, gen, *args):
+    def filter_stage(setup, gen, *args, **kwargs):
       if gen == g:
         _die()
-      return original_filter(setup, gen, *args)
+      return original_filter(setup, gen, *args, **kwargs)
     labelling.filter_stage = filter_stage
   elif name == "train":  # the n-th step this attempt runs in generation g, just dispatched
     original_step = experiment.Setup.train_step

@@ -135,3 +135,14 @@ def test_a_bad_feedback_file_stops_the_run_before_the_workdir_is_made(tmp_path):
   with pytest.raises(UserError, match=r"ratings.jsonl:2 lacks the field 'completion'$"):
     loop.run(config, str(tmp_path / "run"))
   assert not (tmp_path / "run").exists()
+
+
+def test_simulated_users_rate_by_ground_truth_and_err_at_their_rate():
+  rows = [dict(prompt=f"{i}+1=", completion=str(j), finished=j != 3, correct=j == 0)
+          for i in range(200) for j in range(4)]
+  perfect = feedback.simulate(rows, 1.0, 0.5, np.random.default_rng(0))
+  assert len({r["prompt"] for r in perfect}) == 100 and len(perfect) == 300  # cut-off unrated
+  assert all(r["rating"] == (r["completion"] == "0") for r in perfect)
+  sloppy = feedback.simulate(rows, 0.8, 1.0, np.random.default_rng(0))
+  wrong = np.mean([r["rating"] != (r["completion"] == "0") for r in sloppy])
+  assert 0.16 < wrong < 0.24
