@@ -96,8 +96,11 @@ def plot(runs: dict[str, list[dict]], path: Path) -> None:
   prec.set(xlabel="generation", ylim=(-0.02, 1.02), title="kept labels truly right")
   hard.set(xlabel="generation", ylim=(-0.02, 1.02), title=f"accuracy at difficulty {hardest}")
   secs.set(xlabel="generation", ylabel="seconds", title="compute per generation")
+  gens = sorted({m["generation"] for h in runs.values() for m in h})
   for ax in (acc, prec, hard, secs):
     ax.legend(fontsize="small")
+    if ax is not acc:
+      ax.set_xticks(gens)
   report._save(fig, path)
 
 
