@@ -14,7 +14,7 @@ and the clean runs as the baseline:
 
   python -m selfimprove_jax.compare_scorers --workdir=/tmp/avalanche \
       --arms=none,majority_vote --config.noise.generation=1 \
-      --config.noise.fraction=0.5 --baseline=/tmp/scorers
+      --config.noise.fraction=0.5 --label=injected --baseline=/tmp/scorers
 """
 
 import sys
@@ -49,7 +49,9 @@ def load_arms(workdir: Path, only=None) -> dict[str, list[dict]]:
     if only is None or arm in only:
       runs[arm] = report.read_metrics(metrics)
   if not runs:
-    raise UserError(f"--baseline {workdir} holds no finished arms (no */metrics.jsonl)")
+    wanted = f" of the arms {list(only)}" if only is not None else ""
+    raise UserError(f"--baseline {workdir} holds no finished run{wanted} "
+                    "(no <arm>/metrics.jsonl); see --baseline_arms")
   return runs
 
 
@@ -111,8 +113,11 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "One subdirectory per arm goes h
                                required=True)
 _ARMS = flags.DEFINE_list("arms", list(ARMS), "Scorers to compare; stages joined by '+'.")
 _BASELINE = flags.DEFINE_string(
-    "baseline", None, "A finished comparison whose runs of the same arms join the table, "
-    "as '<arm> (baseline)'.")
+    "baseline", None, "A finished comparison whose runs join the table, as '<arm> (baseline)'.")
+_LABEL = flags.DEFINE_string(
+    "label", None, "Added to this run's arm names in the table and figure, e.g. 'injected'.")
+_BASELINE_ARMS = flags.DEFINE_list(
+    "baseline_arms", None, "Which of the baseline's arms join the table (default: --arms).")
 
 
 def main(argv):
@@ -121,10 +126,13 @@ def main(argv):
   workdir = Path(_WORKDIR.value)
   loop.quiet_library_logs()
   try:
+    base = {}
+    if _BASELINE.value:  # read first: a wrong path should not wait for the runs
+      base = load_arms(Path(_BASELINE.value), only=_BASELINE_ARMS.value or _ARMS.value)
     runs = run_arms(_CONFIG.value, workdir, _ARMS.value)
-    if _BASELINE.value:
-      base = load_arms(Path(_BASELINE.value), only=_ARMS.value)
-      runs = {f"{arm} (baseline)": h for arm, h in base.items()} | runs
+    if _LABEL.value:
+      runs = {f"{arm} ({_LABEL.value})": h for arm, h in runs.items()}
+    runs = {f"{arm} (baseline)": h for arm, h in base.items()} | runs
   except UserError as e:
     sys.exit(f"error: {e}")
   table = markdown_table(runs, _CONFIG.value.data.max_difficulty)

@@ -40,5 +40,5 @@ def test_baseline_arms_are_read_back_and_an_empty_baseline_is_refused(tmp_path):
     (tmp_path / arm / "metrics.jsonl").write_text("".join(json.dumps(m) + "\n" for m in h))
   assert compare_scorers.load_arms(tmp_path) == RUNS
   assert list(compare_scorers.load_arms(tmp_path, only=["verifier"])) == ["verifier"]
-  with pytest.raises(UserError, match="holds no finished arms"):
-    compare_scorers.load_arms(tmp_path / "none")
+  with pytest.raises(UserError, match=r"holds no finished run of the arms \[.verifier.\]"):
+    compare_scorers.load_arms(tmp_path / "none", only=["verifier"])
