@@ -1,10 +1,21 @@
-"""Eight fake CPU devices for every test, set before JAX starts."""
+"""Eight fake CPU devices for every test, set before JAX starts, and one compilation
+cache for the session."""
 
+import atexit
 import os
+import shutil
+import tempfile
 
 os.environ["XLA_FLAGS"] = " ".join(
     [os.environ.get("XLA_FLAGS", ""), "--xla_force_host_platform_device_count=8"]).strip()
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+# Many tests run the loop on configs/tiny.py, each with its own jitted closures
+# but the same programs: JAX's persistent cache compiles each program once per
+# session instead of once per run.
+_CACHE = tempfile.mkdtemp(prefix="selfimprove_jax_cache_")
+atexit.register(shutil.rmtree, _CACHE, ignore_errors=True)
+os.environ.update(JAX_COMPILATION_CACHE_DIR=_CACHE, JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
+                  JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0")
 
 import jax  # noqa: E402  (must come after the flags above)
 import pytest  # noqa: E402

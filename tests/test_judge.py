@@ -94,12 +94,13 @@ def test_p_yes_is_the_share_of_y_against_n_after_the_question(mesh8):
   prompts, answers = ["abc>", "x>", "hello>"] * 4, ["cba", "x", "ollehh"] * 4
   got = judge.p_yes(setup, params, prompts, answers, rows_per_call=8)  # two calls
   y, n = tok.encode("y")[0], tok.encode("n")[0]
-  for i, (p, a) in enumerate(zip(prompts, answers)):
+  for p, a in set(zip(prompts, answers)):
     want = []
     for _, member in members:  # each question alone, unpadded
       logits, _ = model_lib.apply(graphdef, member, jnp.array([tok.encode(f"{p}{a}?", bos=True)]))
       want.append(jax.nn.softmax(logits[0, -1, jnp.array([y, n])])[0])
-    assert got[i] == pytest.approx(float(np.mean(want)), abs=1e-5)
+    for i in np.nonzero([(q, b) == (p, a) for q, b in zip(prompts, answers)])[0]:
+      assert got[i] == pytest.approx(float(np.mean(want)), abs=1e-5)
 
 
 def test_quality_measures_verdicts_against_the_truth():
