@@ -77,7 +77,7 @@ def markdown_table(runs: dict[str, list[dict]], trained_max: int) -> str:
 
 
 def plot(runs: dict[str, list[dict]], path: Path) -> None:
-  plt = report._pyplot()
+  plt = report.pyplot()
   fig, (acc, prec, hard, secs) = plt.subplots(1, 4, figsize=(18, 4))
   hardest = max(int(d) for h in runs.values() for d in h[-1]["accuracy"])
   for arm, history in runs.items():
@@ -103,7 +103,7 @@ def plot(runs: dict[str, list[dict]], path: Path) -> None:
     ax.legend(fontsize="small")
     if ax is not acc:
       ax.set_xticks(gens)
-  report._save(fig, path)
+  report.save(fig, path)
 
 
 _CONFIG = config_flags.DEFINE_config_file(

@@ -61,24 +61,23 @@ def load(path: str | Path, task: Task, tok: CharTokenizer) -> Ratings:
   if not path.is_file():
     raise UserError(f"feedback.file {path} does not exist; give a JSON-lines file of "
                     '{"prompt", "completion", "rating"} objects')
-  rows = files.read_jsonl(path, _FIELDS)
-  # read_jsonl skips blank lines, so find each row's line number again for messages.
-  lines = [n for n, line in enumerate(path.read_text(encoding="utf-8").split("\n"), 1)
-           if line.strip()]
-  sums, count, problems = collections.defaultdict(float), collections.Counter(), {}
-  for n, row in zip(lines, rows):
-    where = f"{path}:{n}"
-    rating = float(row["rating"])
-    if not 0 <= rating <= 1:  # NaN fails this too
+  problems = {}  # prompt -> Problem, in file order
+
+  def check(row, where):
+    if not 0 <= float(row["rating"]) <= 1:  # NaN fails this too
       raise files.FileError(f"{where} field 'rating' must be in [0, 1] or true/false, "
                             f"got {row['rating']!r}")
     try:
-      problem = problems.get(row["prompt"]) or task.parse(row["prompt"])
+      if row["prompt"] not in problems:
+        problems[row["prompt"]] = task.parse(row["prompt"])
       tok.encode(row["completion"])
     except ValueError as e:
       raise files.FileError(f"{where}: {e}") from None
-    problems[row["prompt"]] = problem
-    sums[row["prompt"], row["completion"]] += rating
+
+  rows = files.read_jsonl(path, _FIELDS, check)
+  sums, count = collections.defaultdict(float), collections.Counter()
+  for row in rows:
+    sums[row["prompt"], row["completion"]] += float(row["rating"])
     count[row["prompt"], row["completion"]] += 1
   if not rows:
     raise UserError(f"feedback.file {path} holds no ratings")

@@ -68,12 +68,14 @@ def _describe(value) -> str:
   return type(value).__name__ if value is not None else "null"
 
 
-def read_jsonl(path: Path, fields: dict[str, type | tuple[type, ...]] | None = None) -> list[dict]:
+def read_jsonl(path: Path, fields: dict[str, type | tuple[type, ...]] | None = None,
+               check=None) -> list[dict]:
   """The JSON objects of a JSON-lines file, each checked to hold `fields` of their types.
 
   Blank lines are skipped. A last line without its newline that is not valid
   JSON is what a killed writer leaves: it is dropped with a warning. Every
-  other fault raises FileError("<path>:<line> ...").
+  other fault raises FileError("<path>:<line> ..."). `check(row, where)`, if
+  given, checks each row further, `where` being its "<path>:<line>".
   """
   path = Path(path)
   if not path.exists():
@@ -104,6 +106,8 @@ def read_jsonl(path: Path, fields: dict[str, type | tuple[type, ...]] | None = N
       # JSON has no int/bool distinction worth trusting: true is not a number here.
       if not isinstance(value, kind) or (isinstance(value, bool) and bool not in _types(kind)):
         raise FileError(f"{path}:{n} field {field!r} must be {_names(kind)}, got {_describe(value)}")
+    if check is not None:
+      check(row, f"{path}:{n}")
     rows.append(row)
   return rows
 

@@ -46,8 +46,7 @@ def label_stage(setup: Setup, params, curriculum: Curriculum, g: int, key, rng):
     stats["feedback_rated"] = int((rated & valid).sum())
   seconds["score"] = time.perf_counter() - tic
   tic = time.perf_counter()
-  rows, filter_stats = filter_stage(setup, g, problems, cands, scores, rng, source=source,
-                                    p_yes=p_yes)
+  rows, filter_stats = filter_stage(setup, g, problems, cands, scores, source, rng, p_yes)
   seconds["filter"] = time.perf_counter() - tic
   if setup.ratings:
     filter_stats["kept_by_source"] = {s: sum(r["kept"] and r["score_source"] == s for r in rows)
@@ -96,16 +95,15 @@ def sample_stage(setup: Setup, params, curriculum: Curriculum, g: int, key, rng)
 
 
 
-def filter_stage(setup: Setup, g: int, problems, cands: scoring.Candidates, scores, rng,
-                 source=None, p_yes=None):
+def filter_stage(setup: Setup, g: int, problems, cands: scoring.Candidates, scores, source,
+                 rng, p_yes=None):
   """Kept labels, plus what ground truth says about them (measurement only).
 
-  `source` [N, K] says where each score came from ("self" if None); `p_yes`
-  [N, K] holds the self-judge's verdicts, recorded with each row.
+  `source` [N, K] says where each score came from; `p_yes` [N, K] holds the
+  self-judge's verdicts (None without it), recorded with each row.
   """
   cfg = setup.config.filter
   valid = cands.initially_valid()
-  source = np.full(cands.shape, "self", object) if source is None else source
   votes = scoring.vote_counts(cands, valid)
   kept = filtering.select(scores, cfg.threshold, cfg.keep)
   if cfg.dedupe:

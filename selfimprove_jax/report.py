@@ -38,7 +38,7 @@ def table(history: list[dict], trained_max: int) -> str:
 
 def plot(history: list[dict], path: Path) -> None:
   """Accuracy by difficulty, one line per generation; kept-label precision by generation."""
-  plt = _pyplot()
+  plt = pyplot()
   fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
   colors = plt.cm.viridis([i / max(1, len(history) - 1) for i in range(len(history))])
   for m, color in zip(history, colors):
@@ -56,7 +56,7 @@ def plot(history: list[dict], path: Path) -> None:
              label="self-consistency")
   right.set(xlabel="generation", ylim=(-0.02, 1.02), title="self-labels", xticks=gens)
   right.legend(fontsize="small")
-  _save(fig, path)
+  save(fig, path)
 
 
 # ----------------------------------------------------------------------------
@@ -99,7 +99,7 @@ def _histogram_lines(ax, histories: list[tuple[str, dict]], colors, **style):
          ylabel="share of all samples")
 
 
-def _save(fig, path: Path) -> None:
+def save(fig, path: Path) -> None:
   import matplotlib.pyplot as plt
   fig.tight_layout()
   tmp = path.with_name("tmp_" + path.name)
@@ -108,7 +108,7 @@ def _save(fig, path: Path) -> None:
   os.replace(tmp, path)
 
 
-def _pyplot():
+def pyplot():
   import matplotlib  # only here: the rest of the package runs without a plotting backend
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
@@ -117,7 +117,7 @@ def _pyplot():
 
 def lm_plot(history: list[dict], human: dict, path: Path) -> None:
   """One run: NLL and KL, tail and coverage by generation; perplexity histograms."""
-  plt = _pyplot()
+  plt = pyplot()
   fig, (nll, tail, hist) = plt.subplots(1, 3, figsize=(15, 4))
   gens = [m["generation"] for m in history]
   for ax, keys in ((nll, ("heldout_nll", "kl_estimate", "true_nll")),
@@ -138,12 +138,12 @@ def lm_plot(history: list[dict], human: dict, path: Path) -> None:
     _histogram_lines(hist, [("human", human)], ["black"], linestyle="--")
   hist.set(title="perplexity of samples")
   hist.legend(fontsize="small", ncol=2)
-  _save(fig, path)
+  save(fig, path)
 
 
 def compare_plot(runs: dict[str, list[dict]], human: dict, path: Path) -> None:
   """Several runs (e.g. the three data policies) side by side."""
-  plt = _pyplot()
+  plt = pyplot()
   keys = ("heldout_nll", "kl_estimate", "tail_mass_ratio", "vocab_coverage")
   keys = tuple(k for k in keys if any(h and h[0].get(k) is not None for h in runs.values()))
   fig, axes = plt.subplots(1, len(keys) + 1, figsize=(4 * (len(keys) + 1), 3.8))
@@ -162,4 +162,4 @@ def compare_plot(runs: dict[str, list[dict]], human: dict, path: Path) -> None:
     _histogram_lines(axes[-1], [("human", human)], ["black"], linestyle="--")
   axes[-1].set(title="perplexity of final samples")
   axes[-1].legend(fontsize="small")
-  _save(fig, path)
+  save(fig, path)

@@ -167,14 +167,9 @@ def auc(scores: np.ndarray, labels: np.ndarray) -> float | None:
   pos, neg = scores[labels], scores[~labels]
   if not len(pos) or not len(neg):
     return None
-  # Mann-Whitney U from average ranks, so that ties count half.
-  order = np.argsort(np.concatenate([pos, neg]), kind="stable")
-  values = np.concatenate([pos, neg])[order]
-  ranks = np.empty(len(values))
-  _, start, counts = np.unique(values, return_index=True, return_counts=True)
-  for s, c in zip(start, counts):
-    ranks[s:s + c] = s + (c + 1) / 2
-  pos_ranks = np.empty(len(values))
-  pos_ranks[order] = ranks
-  u = pos_ranks[:len(pos)].sum() - len(pos) * (len(pos) + 1) / 2
+  # Mann-Whitney U from average ranks (1-based), so that ties count half.
+  _, group, counts = np.unique(np.concatenate([pos, neg]), return_inverse=True,
+                               return_counts=True)
+  rank = (np.cumsum(counts) - (counts - 1) / 2)[group]
+  u = rank[:len(pos)].sum() - len(pos) * (len(pos) + 1) / 2
   return float(u / (len(pos) * len(neg)))
