@@ -261,7 +261,7 @@ def bench_generation():
              stages={k: round(v, 2) for k, v in metrics["seconds"].items()},
              compilations=compiles.count - before, compiled=sorted(set(compiles.names[before:])))
   finally:
-    setup.checkpoints.close()
+    setup.close()
 
 
 def main(argv):

@@ -20,7 +20,7 @@ import numpy as np
 from jax.sharding import PartitionSpec as P
 
 from selfimprove_jax import checkpoint, curriculum, data, feedback, files, filtering, lm, sampling
-from selfimprove_jax import scoring, sharding
+from selfimprove_jax import scoring, sharding, workdir_lock
 from selfimprove_jax.errors import UserError
 from selfimprove_jax import model as model_lib
 from selfimprove_jax import train as train_lib
@@ -217,13 +217,18 @@ def check_same_experiment(config: ml_collections.ConfigDict, workdir: Path) -> N
 
 
 def set_aside_workdir(workdir: str | Path) -> Path | None:
-  """Renames an existing, non-empty workdir out of the way (never deletes it); returns its new name."""
+  """Renames an existing, non-empty workdir out of the way (never deletes it); returns its
+  new name. A workdir that a live run holds is refused (workdir_lock.Busy)."""
   workdir = Path(workdir).resolve()
   if not workdir.is_dir() or not any(workdir.iterdir()):
     return None
-  stamp = time.strftime("%Y%m%d-%H%M%S")
-  target = files.free_name(workdir.with_name(f"{workdir.name}.replaced-{stamp}"))
-  os.replace(workdir, target)
+  lock = workdir_lock.acquire(workdir)  # held while renaming: no run can start in between
+  try:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    target = files.free_name(workdir.with_name(f"{workdir.name}.replaced-{stamp}"))
+    os.replace(workdir, target)
+  finally:
+    lock.release()
   return target
 
 
@@ -244,8 +249,15 @@ class Setup:
   sample_method: object
   text: lm.TextWorld | None = None  # LM mode only: the human text and its reference statistics
   ratings: feedback.Ratings | None = None  # users' ratings, when the scorer has `feedback`
+  lock: workdir_lock.WorkdirLock | None = None  # held by process 0 until close()
   _samplers: dict = dataclasses.field(default_factory=dict)
   _steps: dict = dataclasses.field(default_factory=dict)
+
+  def close(self) -> None:
+    """Waits for checkpoint writes and lets the next run into the workdir."""
+    self.checkpoints.close()
+    if self.lock:
+      self.lock.release()
 
   @property
   def judging(self) -> bool:
@@ -331,6 +343,35 @@ def build(config: ml_collections.ConfigDict, workdir: str | Path) -> Setup:
     if workdir.exists() and not workdir.is_dir():
       raise ValueError(f"--workdir {workdir} exists and is not a directory")
     workdir.mkdir(parents=True, exist_ok=True)
+  except ValueError as e:
+    raise UserError(str(e)) from None
+  lock = lock_workdir(workdir)
+  try:
+    return _build_in(config, workdir, mesh, ratings, lock)
+  except BaseException:
+    if lock:
+      lock.release()
+    raise
+
+
+def lock_workdir(workdir: Path) -> workdir_lock.WorkdirLock | None:
+  """Process 0 locks the workdir for the run, before anything is written; every
+  process stops with one line if another run holds it."""
+  lock, busy = None, ""
+  if jax.process_index() == 0:
+    try:
+      lock = workdir_lock.acquire(workdir)
+    except workdir_lock.Busy as e:
+      busy = str(e)
+  if not sharding.process_0_says(not busy):
+    raise workdir_lock.Busy(busy or f"--workdir {workdir} is in use by another run (process 0 "
+                            "names it)")
+  return lock
+
+
+def _build_in(config, workdir: Path, mesh, ratings, lock) -> "Setup":
+  """The rest of build, in a workdir this run holds."""
+  try:
     sharding.process_0_first(lambda: check_same_experiment(config, workdir), "config.json")
     # Every process reads what process 0 writes (datasets, labels, checkpoints).
     if not sharding.all_processes_see(workdir / "config.json"):
@@ -367,7 +408,7 @@ def build(config: ml_collections.ConfigDict, workdir: str | Path) -> Setup:
       ground_truth=ground_truth, eval_problems=eval_problems, text=text, ratings=ratings,
       checkpoints=checkpoint.Checkpoints(workdir, every_steps=config.checkpoint.every_steps,
                                          max_to_keep=config.checkpoint.max_to_keep or None),
-      initial_train=None,
+      initial_train=None, lock=lock,
       sample_method=sampling.method_from_config(config.sample.temperature, config.sample.top_k,
                                                 config.sample.top_p))
   setup.graphdef, initial = train_lib.init_ensemble(model_cfg, seeds, setup.optimizer(0))

@@ -29,10 +29,9 @@ from pathlib import Path
 import jax
 import ml_collections
 import numpy as np
-from tqdm import tqdm
 
 from selfimprove_jax import curriculum, data, evaluate, files, filtering, judge, labelling, lm
-from selfimprove_jax import preemption, report, sampling, sharding
+from selfimprove_jax import preemption, progress, report, sampling, sharding
 from selfimprove_jax import train as train_lib
 from selfimprove_jax.curriculum import Curriculum
 from selfimprove_jax.filtering import Mixture, Source
@@ -89,7 +88,7 @@ def train_stage(setup: Setup, g: int, train_state, mixture: Mixture, *, steps: i
   seq_len = None if setup.text else setup.seq_len(mixture)
   tokens, metrics = 0, None
   guard = train_lib.NonFiniteGuard(cfg.max_nonfinite_steps, jax.device_get(train_state.skipped))
-  with tqdm(range(start, steps), desc=f"gen {g} train", unit="step", leave=False) as bar:
+  with progress.bar(range(start, steps), desc=f"gen {g} train", unit="step") as bar:
     for step in bar:
       rng = np.random.default_rng([setup.config.seed, g, TRAIN, step])
       if setup.text:  # LM mode: whole texts packed into rows, no padding to the longest
@@ -108,7 +107,7 @@ def train_stage(setup: Setup, g: int, train_state, mixture: Mixture, *, steps: i
         guard.update(jax.device_get(previous["skipped"]), f"generation {g}, step {step}")
       if (step + 1) % cfg.log_every == 0 or step + 1 == steps:
         m = {k: np.asarray(v).tolist() for k, v in jax.device_get(metrics).items()}
-        bar.set_postfix(loss=f"{np.mean(m['loss']):.3f}")
+        bar.set_postfix(loss=f"{np.mean(m['loss']):.3f}", refresh=False)
         if _writer():
           files.append_jsonl(setup.workdir / "train_log.jsonl",
                              dict(generation=g, step=step + 1, **m))
@@ -141,8 +140,8 @@ def generation_step(setup: Setup, state: LoopState, stop_after=None) -> tuple[Lo
   key = jax.random.fold_in(setup.root_key, g)
   ckpt, cfg = setup.checkpoints, setup.config
   seconds, stats = {}, {}
-  progress = _restore_progress(setup, g, state.train)
-  resumed = progress[0] if progress else None  # the last training step saved
+  saved = _restore_progress(setup, g, state.train)
+  resumed = saved[0] if saved else None  # the last training step saved
   label_files = state.label_files
   # Log lines from an interrupted attempt at this generation are about to be redone.
   if _writer():
@@ -176,7 +175,7 @@ def generation_step(setup: Setup, state: LoopState, stop_after=None) -> tuple[Lo
   steps = cfg.train.steps if g == 0 else cfg.train.steps_per_generation
   step_fn = setup.train_step(g)
   if resumed is not None:
-    _, arrays, meta = progress
+    _, arrays, meta = saved
     train_state, start, tokens_before = arrays["train"], resumed, meta["tokens_trained"]
     logging.info("generation %d: resuming training after step %d", g, resumed)
   else:
@@ -340,19 +339,17 @@ def run(config: ml_collections.ConfigDict, workdir: str, *,
   `stop_after=(g, step)` stops after that training step of generation g, or
   after generation g is saved when step is None (for tests of resuming).
   """
-  setup = build(config, workdir)
-  if setup.text and _writer():  # the human reference every generation is measured against
-    files.atomic_write(setup.workdir / "human.json", json.dumps(setup.text.human, indent=1))
-  state, history = resume(setup)
-  if state.generation >= config.generations:
-    print(f"{setup.workdir}: all {config.generations} generations are done; nothing to do.")
-    setup.checkpoints.close()
-    return history
-  if state.generation >= 0:
-    print(f"resuming after generation {state.generation} in {setup.workdir}")
-
-  with preemption.watch():
-    try:
+  setup = build(config, workdir)  # holds the workdir until setup.close()
+  try:
+    if setup.text and _writer():  # the human reference every generation is measured against
+      files.atomic_write(setup.workdir / "human.json", json.dumps(setup.text.human, indent=1))
+    state, history = resume(setup)
+    if state.generation >= config.generations:
+      print(f"{setup.workdir}: all {config.generations} generations are done; nothing to do.")
+      return history
+    if state.generation >= 0:
+      print(f"resuming after generation {state.generation} in {setup.workdir}")
+    with preemption.watch():
       for _ in range(state.generation + 1, config.generations + 1):
         state, metrics = generation_step(setup, state, stop_after)
         history.append(metrics)
@@ -366,6 +363,6 @@ def run(config: ml_collections.ConfigDict, workdir: str, *,
             report.plot(history, setup.workdir / "report.png")
         if stop_after == (state.generation, None):
           raise StopRun(f"stopped after generation {state.generation}")
-    finally:
-      setup.checkpoints.close()
+  finally:
+    setup.close()
   return history

@@ -107,6 +107,13 @@ def process_0_first(fn: Callable, name: str):
   return fn()
 
 
+def process_0_says(flag: bool) -> bool:
+  """Process 0's `flag`, on every process: what it alone decided (it holds the workdir lock)."""
+  if jax.process_count() == 1:
+    return flag
+  return bool(multihost_utils.broadcast_one_to_all(np.array(flag)))
+
+
 def all_processes_see(path) -> bool:
   """Whether every process finds `path`, which process 0 wrote: is the directory shared?"""
   found = Path(path).exists()

@@ -144,4 +144,4 @@ def test_a_short_judge_run_learns_from_truth_then_only_from_itself(tmp_path):
     assert names[-1] == "generations/001/judge.jsonl" and "judge_ground_truth" not in names
     assert later.sources[-1].size == len(lessons) and later.weights[-1] == pytest.approx(0.25)
   finally:
-    setup.checkpoints.close()
+    setup.close()
