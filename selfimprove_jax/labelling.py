@@ -13,9 +13,9 @@ import time
 
 import jax
 import numpy as np
-from tqdm import tqdm
 
-from selfimprove_jax import data, feedback, files, filtering, judge, preemption, scoring, sharding
+from selfimprove_jax import data, feedback, files, filtering, judge, preemption, progress, scoring
+from selfimprove_jax import sharding
 from selfimprove_jax.curriculum import Curriculum
 from selfimprove_jax.experiment import Setup
 from selfimprove_jax.filtering import Example
@@ -77,7 +77,7 @@ def sample_stage(setup: Setup, params, curriculum: Curriculum, g: int, key, rng)
   # Prompt i's samples are rows i*K .. i*K+K-1 of each member's calls.
   rows = [t for t in data.prompt_tokens(setup.tok, [p.prompt for p in problems]) for _ in range(k)]
   sampler = setup.sampler(setup.sample_method, setup.max_answer_tokens(problems))
-  with tqdm(total=len(rows) * members, desc=f"gen {g} sample", unit="seq", leave=False) as bar:
+  with progress.bar(total=len(rows) * members, desc=f"gen {g} sample", unit="seq") as bar:
     def on_chunk(rows):
       bar.update(rows)
       preemption.stop_if_requested(f"while sampling generation {g}")
