@@ -2,13 +2,18 @@
 cache for the session."""
 
 import atexit
+import importlib.util
 import os
 import shutil
 import tempfile
 
 os.environ["XLA_FLAGS"] = " ".join(
     [os.environ.get("XLA_FLAGS", ""), "--xla_force_host_platform_device_count=8"]).strip()
-os.environ.setdefault("JAX_PLATFORMS", "cpu")
+# The CPU is the default backend: the fake devices above are what most tests run
+# on. Where JAX has its CUDA plugin, the GPU comes up too (JAX skips it when no
+# NVIDIA GPU is visible), so GPU-only tests such as the cuDNN one run there.
+_HAS_CUDA = any(importlib.util.find_spec(f"jax_cuda{v}_plugin") for v in (12, 13))
+os.environ.setdefault("JAX_PLATFORMS", "cpu,cuda" if _HAS_CUDA else "cpu")
 # Many tests run the loop on configs/tiny.py, each with its own jitted closures
 # but the same programs: JAX's persistent cache compiles each program once per
 # session instead of once per run.

@@ -5,11 +5,10 @@ import sys
 
 import pytest
 from hypothesis import given, settings
+import tensorflow_datasets as tfds  # a core dependency: a broken import fails, never skips
 from hypothesis import strategies as st
 
-tfds = pytest.importorskip("tensorflow_datasets")
-
-from selfimprove_jax import corpora  # noqa: E402
+from selfimprove_jax import corpora
 
 SMALL_LANGUAGE = dict(vocab_size=40, num_classes=4, mean_words=4.0, max_words=8)
 

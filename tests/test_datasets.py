@@ -2,12 +2,10 @@
 
 import sys
 
-import pytest
+import tensorflow_datasets as tfds  # a core dependency: a broken import fails, never skips
 
-tfds = pytest.importorskip("tensorflow_datasets")
-
-from selfimprove_jax import datasets  # noqa: E402
-from selfimprove_jax.tasks import get_task  # noqa: E402
+from selfimprove_jax import datasets
+from selfimprove_jax.tasks import get_task
 
 
 def small(seed=0):

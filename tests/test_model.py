@@ -67,22 +67,22 @@ def test_bad_model_config_names_the_field(field, value, message):
     model_lib.ModelConfig(**kw)
 
 
-@pytest.mark.skipif(jax.default_backend() != "gpu", reason="cuDNN attention needs an NVIDIA GPU")
+def gpus() -> list:
+  """The NVIDIA GPUs JAX brought up beside the CPU (conftest.py), or none."""
+  try:
+    return jax.devices("gpu")
+  except RuntimeError:
+    return []
+
+
+@pytest.mark.skipif(not gpus(), reason="cuDNN attention needs an NVIDIA GPU")
 def test_cudnn_attention_matches_xla():
   """Same parameters, same tokens: cuDNN's fused kernel and XLA agree in loss and gradients."""
-  tokens = jax.random.randint(jax.random.key(0), (4, 64), 3, 20)
-  outputs = {}
-  for attention in ("xla", "cudnn"):
-    cfg = model_lib.ModelConfig(vocab_size=20, num_layers=2, embed_dim=128, num_heads=2,
-                                mlp_dim=256, dtype="bfloat16", attention=attention)
-    graphdef, params = model_lib.create(cfg, seed=1)
-
-    def loss(params):
-      logits, _ = model_lib.apply(graphdef, params, tokens[:, :-1])
-      logp = jax.nn.log_softmax(logits)
-      return -jnp.take_along_axis(logp, tokens[:, 1:, None], -1).mean(), logits
-
-    outputs[attention] = jax.jit(jax.value_and_grad(loss, has_aux=True))(params)
+  with jax.default_device(gpus()[0]):
+    tokens = jax.random.randint(jax.random.key(0), (4, 64), 3, 20)
+    outputs = {attention: _loss_and_grads(attention, tokens) for attention in ("xla", "cudnn")}
+  for out in outputs.values():
+    assert jax.tree.leaves(out)[0].devices() == {gpus()[0]}
   (loss_x, logits_x), grads_x = outputs["xla"]
   (loss_c, logits_c), grads_c = outputs["cudnn"]
   # bfloat16 keeps 8 bits of mantissa: the kernels' sums may differ in the last of them.
@@ -90,3 +90,17 @@ def test_cudnn_attention_matches_xla():
   np.testing.assert_allclose(loss_c, loss_x, rtol=1e-2)
   for gc, gx in zip(jax.tree.leaves(grads_c), jax.tree.leaves(grads_x)):
     np.testing.assert_allclose(gc, gx, atol=5e-3, rtol=5e-2)
+
+
+def _loss_and_grads(attention: str, tokens):
+  """((loss, logits), gradients) of a small bfloat16 model with one attention kernel."""
+  cfg = model_lib.ModelConfig(vocab_size=20, num_layers=2, embed_dim=128, num_heads=2,
+                              mlp_dim=256, dtype="bfloat16", attention=attention)
+  graphdef, params = model_lib.create(cfg, seed=1)
+
+  def loss(params):
+    logits, _ = model_lib.apply(graphdef, params, tokens[:, :-1])
+    logp = jax.nn.log_softmax(logits)
+    return -jnp.take_along_axis(logp, tokens[:, 1:, None], -1).mean(), logits
+
+  return jax.jit(jax.value_and_grad(loss, has_aux=True))(params)
