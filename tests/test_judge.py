@@ -54,17 +54,23 @@ def rows(kept, rejected, unsure=0, cut_off=0):
 
 @pytest.mark.parametrize("kept, rejected", [(4, 2), (3, 9), (5, 5)])
 def test_later_lessons_are_the_judges_own_verdicts_balanced(kept, rejected):
-  lessons = judge.self_examples(TASK, rows(kept, rejected, unsure=2, cut_off=3), 0.5,
-                                np.random.default_rng(0), generation=3)
+  given = rows(kept, rejected, unsure=2, cut_off=3)
+  lessons = judge.self_examples(TASK, given, 0.5, np.random.default_rng(0), generation=3)
   verdicts = [x["completion"] for x in lessons]
   assert verdicts.count("y") == verdicts.count("n") == kept
   origins = [x["origin"] for x in lessons]
   assert origins.count("rejected") == min(kept, rejected)
   assert origins.count("near_miss") == max(0, kept - rejected)
   assert all(x["generation"] == 3 and x["kept"] for x in lessons)
+  by_origin = lambda origin: {x["proposed"] for x in lessons if x["origin"] == origin}
+  assert by_origin("kept") == {r["completion"] for r in given if r["kept"]}
+  assert by_origin("rejected") <= {r["completion"] for r in given
+                                   if r["finished"] and not r["kept"] and r["score"] < 0.5}
   # Not kept but above the threshold (unsure) and cut off: never a lesson.
-  assert not {x["proposed"] for x in lessons} & {"rrr", "sss", "ttt", "uuu", "vvv"} - {
-      r["completion"] for r in rows(kept, rejected) if r["kept"] or r["score"] < 0.5}
+  unsure = {r["completion"] for r in given if not r["kept"] and r["score"] >= 0.5}
+  cut_off = {r["completion"] for r in given if not r["finished"]}
+  assert len(unsure) == 2 and len(cut_off) == 3
+  assert not {x["proposed"] for x in lessons} & (unsure | cut_off)
 
 
 def test_later_lessons_never_read_ground_truth():

@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from selfimprove_jax import config_files, data, filtering, lm, loop
+from selfimprove_jax import config_files, data, filtering, lm, loop, sampling
 from selfimprove_jax.experiment import UserError
 from selfimprove_jax.tokenizer import BOS, EOS, PAD, TEXT_ALPHABET, CharTokenizer
 
@@ -121,14 +121,29 @@ def test_collapse_config_takes_one_of_the_three_arms():
     config_files.load("collapse:forget")
 
 
-def test_continuations_start_with_human_prompts(tmp_path):
-  config = small_lm(**{"lm.prompt_chars": 4, "generations": 1})
+def test_continuations_start_with_human_prompts(tmp_path, monkeypatch):
+  calls = []  # what the sampler was asked for and what it gave back, call by call
+  original = sampling.Sampler.in_chunks
+  def in_chunks(self, params, prompts, *args, **kwargs):
+    out = original(self, params, prompts, *args, **kwargs)
+    calls.append((prompts, out))
+    return out
+  monkeypatch.setattr(sampling.Sampler, "in_chunks", in_chunks)
+  # 32 evaluation samples against 64 labelled: the labelling call is the one of 64.
+  config = small_lm(**{"lm.prompt_chars": 4, "generations": 1, "eval.samples": 32})
   loop.run(config, str(tmp_path))
+  tok = CharTokenizer(TEXT_ALPHABET)
   human = {t[:4] for t in lm.prepare(config, tmp_path / "tfds").train}
   rows = [json.loads(x) for x in (tmp_path / "generations/001/examples.jsonl").read_text().splitlines()]
-  # A human text shorter than 4 characters is a prompt of its own length.
+  # Generation 1's labelling call: its prompts are human prefixes (a human text shorter
+  # than 4 characters is a prompt of its own length), BOS first, and each row is that
+  # prefix followed by what the model wrote after it.
+  [(prompts, out)] = [c for c in calls if len(c[0]) == len(rows) == 64]
   assert rows and all(r["prefix_chars"] == 4 for r in rows)
-  assert all(any(r["completion"].startswith(h) for h in human) for r in rows)
+  assert all(p[0] == BOS and tok.decode(p) in human for p in prompts)
+  assert len({tok.decode(p) for p in prompts}) > 1  # drawn from many texts, not one
+  assert [r["completion"] for r in rows] == [tok.decode(p) + tok.decode(t)
+                                             for p, t in zip(prompts, out.tokens)]
 
 
 def test_real_text_from_a_local_file_is_measured_against_generation_0(tmp_path):
