@@ -31,37 +31,48 @@ def ex(name, n, generation):
   return [Example(f"{name}{i}=", str(i), 1, generation) for i in range(n)]
 
 
-def draw_counts(mixture, n=4000):
-  rows = mixture.draw(np.random.default_rng(0), n)
-  return {g: sum(r.generation == g for r in rows) / n for g in (0, 1, 2)}
+def weights(mixture) -> dict[str, float]:
+  return {s.name: w for s, w in zip(mixture.sources, mixture.weights)}
+
+
+def drawn_generations(mixture, n=2000) -> set[int]:
+  return {r.generation for r in mixture.draw(np.random.default_rng(0), n)}
+
+
+TRUTH = Source.from_list("truth", ex("t", 600, 0))
+KEPT = [Source.from_list("g1", ex("a", 300, 1)), Source.from_list("g2", ex("b", 100, 2))]
 
 
 def test_accumulate_draws_uniformly_from_truth_and_every_generation():
-  truth = Source.from_list("truth", ex("t", 600, 0))
-  kept = [Source.from_list("g1", ex("a", 300, 1)), Source.from_list("g2", ex("b", 100, 2))]
-  mixture = filtering.training_mixture("accumulate", truth, kept, mix_fraction=0.5)
+  mixture = filtering.training_mixture("accumulate", TRUTH, KEPT, mix_fraction=0.5)
   assert mixture.size == 1000
-  shares = draw_counts(mixture)
-  assert shares[0] == pytest.approx(0.6, abs=0.03)
-  assert shares[1] == pytest.approx(0.3, abs=0.03)
-  assert shares[2] == pytest.approx(0.1, abs=0.02)
+  assert weights(mixture) == {"truth": 0.6, "g1": 0.3, "g2": 0.1}
+  assert drawn_generations(mixture) == {0, 1, 2}
+  # A generation that kept nothing is no source at all.
+  empty = KEPT + [Source.from_list("g3", [])]
+  assert weights(filtering.training_mixture("accumulate", TRUTH, empty, 0.5)) == weights(mixture)
 
 
 def test_replace_trains_on_the_newest_labels_only():
-  truth = Source.from_list("truth", ex("t", 600, 0))
-  kept = [Source.from_list("g1", ex("a", 300, 1)), Source.from_list("g2", ex("b", 100, 2))]
-  mixture = filtering.training_mixture("replace", truth, kept, mix_fraction=0.5)
-  assert draw_counts(mixture) == {0: 0, 1: 0, 2: 1.0}
+  mixture = filtering.training_mixture("replace", TRUTH, KEPT, mix_fraction=0.5)
+  assert weights(mixture) == {"g2": 1.0} and drawn_generations(mixture) == {2}
   empty = [Source.from_list("g1", [])]
-  assert filtering.training_mixture("replace", truth, empty, 0.5) is None
+  assert filtering.training_mixture("replace", TRUTH, empty, 0.5) is None
 
 
 def test_mix_holds_the_ground_truth_share_fixed():
-  truth = Source.from_list("truth", ex("t", 600, 0))
-  kept = [Source.from_list("g1", ex("a", 300, 1)), Source.from_list("g2", ex("b", 10, 2))]
-  shares = draw_counts(filtering.training_mixture("mix", truth, kept, mix_fraction=0.25))
-  assert shares[0] == pytest.approx(0.25, abs=0.03) and shares[1] == 0
-  assert shares[2] == pytest.approx(0.75, abs=0.03)
+  mixture = filtering.training_mixture("mix", TRUTH, KEPT, mix_fraction=0.25)
+  assert weights(mixture) == {"truth": 0.25, "g2": 0.75}
+  assert drawn_generations(mixture) == {0, 2}
+  # Before any label is kept, ground truth alone.
+  assert weights(filtering.training_mixture("mix", TRUTH, [], 0.25)) == {"truth": 1.0}
+
+
+def test_a_share_added_scales_the_others_down():
+  mixture = filtering.with_share(filtering.training_mixture("mix", TRUTH, KEPT, 0.25),
+                                 Source.from_list("lessons", ex("j", 10, 2)), 0.2)
+  assert weights(mixture) == pytest.approx({"truth": 0.2, "g2": 0.6, "lessons": 0.2})
+  assert filtering.with_share(mixture, Source.from_list("none", []), 0.5) is mixture
 
 
 def test_draws_are_reproducible_and_span_each_source():
