@@ -19,8 +19,8 @@ import ml_collections
 import numpy as np
 from jax.sharding import PartitionSpec as P
 
-from selfimprove_jax import checkpoint, curriculum, data, feedback, files, filtering, lm, sampling
-from selfimprove_jax import scoring, sharding, workdir_lock
+from selfimprove_jax import checkpoint, curriculum, data, feedback, files, filtering, labelling, lm
+from selfimprove_jax import sampling, scoring, sharding, workdir_lock
 from selfimprove_jax.errors import UserError
 from selfimprove_jax import model as model_lib
 from selfimprove_jax import train as train_lib
@@ -198,22 +198,25 @@ def _flat(d: dict, prefix: str = "") -> dict:
   return out
 
 
-def check_same_experiment(config: ml_collections.ConfigDict, workdir: Path) -> None:
-  """A workdir holds one experiment: resuming it with other settings is refused."""
+def refuse_other_experiment(config: ml_collections.ConfigDict, workdir: Path) -> None:
+  """A workdir holds one experiment: resuming it with other settings is refused (read only)."""
   path = workdir / "config.json"
-  current = json.loads(config.to_json_best_effort())
   if not path.exists():
-    if jax.process_index() == 0:  # the others see it once process 0 wrote it
-      files.atomic_write(path, json.dumps(current, indent=1))
     return
   saved = _flat(files.read_json(path))
-  for field, value in _flat(current).items():
+  for field, value in _flat(json.loads(config.to_json_best_effort())).items():
     if field not in _RESUMABLE_CHANGES and saved.get(field) != value:
       raise ValueError(f"workdir {workdir} holds a run with {field}={saved.get(field)!r}, "
                        f"not {value!r}; use a new --workdir, the original settings, or "
                        "--start_over (which keeps the old run, renamed)")
-  if jax.process_index() == 0:
-    files.atomic_write(path, json.dumps(current, indent=1))  # e.g. a raised `generations`
+
+
+def check_same_experiment(config: ml_collections.ConfigDict, workdir: Path) -> None:
+  """refuse_other_experiment, then (process 0) the settings saved, e.g. a raised `generations`."""
+  refuse_other_experiment(config, workdir)
+  if jax.process_index() == 0:  # the others see it once process 0 wrote it
+    files.atomic_write(workdir / "config.json",
+                       json.dumps(json.loads(config.to_json_best_effort()), indent=1))
 
 
 def set_aside_workdir(workdir: str | Path) -> Path | None:
@@ -247,6 +250,7 @@ class Setup:
   checkpoints: checkpoint.Checkpoints
   initial_train: train_lib.TrainState  # generation 0's starting point, [E, ...] leaves
   sample_method: object
+  mode: object  # labelling.TaskMode or lm.TextMode: what the loop asks of the mode (modes.py)
   text: lm.TextWorld | None = None  # LM mode only: the human text and its reference statistics
   ratings: feedback.Ratings | None = None  # users' ratings, when the scorer has `feedback`
   lock: workdir_lock.WorkdirLock | None = None  # held by process 0 until close()
@@ -297,6 +301,12 @@ class Setup:
       tokens.append(n[:len(chunk)])
     return np.concatenate(logprob), np.concatenate(tokens)
 
+  def restore_params(self, generation: int):
+    """The ensemble's parameters ([E, ...] leaves) saved after `generation`."""
+    arrays, _ = self.checkpoints.restore_generation(generation,
+                                                    like=self.arrays(self.initial_train))
+    return arrays["train"].params
+
   def fresh_optimizer(self, params, generation: int) -> train_lib.TrainState:
     tx = self.optimizer(generation)
     params = jax.device_get(params)  # initialized on the host, then placed on every device
@@ -343,9 +353,11 @@ def build(config: ml_collections.ConfigDict, workdir: str | Path) -> Setup:
     if workdir.exists() and not workdir.is_dir():
       raise ValueError(f"--workdir {workdir} exists and is not a directory")
     workdir.mkdir(parents=True, exist_ok=True)
+    # Before the lock file is made: a workdir of another experiment is left as it was.
+    refuse_other_experiment(config, workdir)
   except ValueError as e:
     raise UserError(str(e)) from None
-  lock = lock_workdir(workdir)
+  lock = lock_workdir(workdir)  # the comparison is repeated under it, before config.json is written
   try:
     return _build_in(config, workdir, mesh, ratings, lock)
   except BaseException:
@@ -409,6 +421,7 @@ def _build_in(config, workdir: Path, mesh, ratings, lock) -> "Setup":
       checkpoints=checkpoint.Checkpoints(workdir, every_steps=config.checkpoint.every_steps,
                                          max_to_keep=config.checkpoint.max_to_keep or None),
       initial_train=None, lock=lock,
+      mode=lm.TextMode() if mode(config) == "lm" else labelling.TaskMode(),
       sample_method=sampling.method_from_config(config.sample.temperature, config.sample.top_k,
                                                 config.sample.top_p))
   setup.graphdef, initial = train_lib.init_ensemble(model_cfg, seeds, setup.optimizer(0))

@@ -33,6 +33,7 @@ from selfimprove_jax import data, scoring, sharding
 from selfimprove_jax import model as model_lib
 from selfimprove_jax.filtering import Example, Source
 from selfimprove_jax.tasks import Task
+from selfimprove_jax.train import member
 
 YES, NO = "y", "n"
 
@@ -116,8 +117,8 @@ def p_yes(setup, params, prompts, completions, rows_per_call: int = 1024) -> np.
       tokens[r, :len(ids)], last[r] = ids, len(ids) - 1
     inputs = sharding.shard_batch((tokens, last), setup.mesh)
     for e in range(members):
-      member = jax.tree.map(lambda x: x[e], params)
-      total[start:start + len(chunk)] += sharding.to_host(step(member, *inputs))[:len(chunk)]
+      total[start:start + len(chunk)] += sharding.to_host(
+          step(member(params, e), *inputs))[:len(chunk)]
   return total / members
 
 

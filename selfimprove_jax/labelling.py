@@ -10,25 +10,87 @@ mode has its own sampling (lm.label_stage) and writes the same files.
 
 import json
 import time
+from pathlib import Path
 
 import jax
 import numpy as np
 
-from selfimprove_jax import data, feedback, files, filtering, judge, preemption, progress, scoring
-from selfimprove_jax import sharding
-from selfimprove_jax.curriculum import Curriculum
-from selfimprove_jax.experiment import Setup
+from selfimprove_jax import data, evaluate, feedback, files, filtering, judge, preemption, progress
+from selfimprove_jax import report, sampling, scoring, sharding
+from selfimprove_jax.curriculum import Curriculum, gate_passes
 from selfimprove_jax.filtering import Example
+from selfimprove_jax.modes import Labels
+from selfimprove_jax.train import member
+
+# Labelling statistics copied into metrics.jsonl when a run produces them.
+_LABEL_METRICS = ("score_auc", "injected", "judge_auc", "judge_precision", "judge_recall",
+                  "judge_lessons", "judge_lesson_precision", "feedback_rated", "kept_by_source")
 
 
-def member(params, e: int):
-  """Ensemble member e's parameters (every leaf is stacked [E, ...])."""
-  return jax.tree.map(lambda x: x[e], params)
+class TaskMode:
+  """Problems with answers (modes.py has the interface): the models' samples are
+  scored and filtered, the curriculum moves past the frontier when its gate passes,
+  and greedy accuracy against ground truth is the measurement."""
+
+  def curriculum(self, setup, frontier: int | None) -> Curriculum:
+    cfg = setup.config
+    return Curriculum(cfg.data.max_difficulty if frontier is None else frontier,
+                      cfg.curriculum.window)
+
+  def start(self, setup) -> None:
+    del setup
+
+  def label(self, setup, params, curriculum: Curriculum, g: int, key, rng) -> Labels:
+    return label_stage(setup, params, curriculum, g, key, rng)
+
+  def batches(self, setup, mixture):
+    seq_len, batch_size = setup.seq_len(mixture), setup.config.train.batch_size
+    def batch(rng):
+      examples = mixture.draw(rng, batch_size)
+      return data.make_batch(setup.tok, [x.prompt for x in examples],
+                             [x.completion for x in examples], seq_len)
+    return batch
+
+  def evaluate(self, setup, params, curriculum: Curriculum, stats: dict, g: int, key):
+    del key  # greedy
+    cfg = setup.config
+    evaluation = evaluate_stage(setup, params)
+    passed = None
+    if g > 0:
+      passed = gate_passes(cfg.curriculum.gate, cfg.curriculum.gate_threshold,
+                           stats["self_consistency"], stats["kept_fraction"])
+    after = curriculum.advance(bool(passed))
+    metrics = dict(
+        difficulty=curriculum.next_difficulties()[0] if g > 0 else None, scorer=cfg.scorer,
+        **evaluation,
+        kept_precision=stats.get("kept_precision"), kept_recall=stats.get("kept_recall"),
+        sample_accuracy=stats.get("sample_accuracy"),
+        self_consistency=stats.get("self_consistency"), gate_passed=passed,
+        frontier=after.frontier, distinct_answers=stats.get("distinct_answers"),
+        **{k: stats[k] for k in _LABEL_METRICS if k in stats})
+    return metrics, after
+
+  def report(self, setup, history: list[dict]) -> None:
+    print(report.table(history, trained_max=setup.config.data.max_difficulty), flush=True)
+    report.plot(history, setup.workdir / "report.png")
 
 
-def label_stage(setup: Setup, params, curriculum: Curriculum, g: int, key, rng):
-  """Task mode's sample -> score -> filter: the rows of generation g's examples file,
-  and the judge's lessons (None without the self-judge)."""
+def evaluate_stage(setup, params) -> dict:
+  """Greedy accuracy of member 0 on the fixed evaluation set, by difficulty; with the
+  self-judge, also how well it tells each answer from a near miss (AUC by difficulty)."""
+  sampler = setup.sampler(sampling.Greedy(), setup.max_answer_tokens(setup.eval_problems))
+  graded = evaluate.grade(sampler, member(params, 0), setup.tok, setup.task,
+                          setup.eval_problems, jax.random.key(0))
+  accuracy = evaluate.accuracy_by_difficulty(graded)
+  out = dict(accuracy={str(d): a for d, a in accuracy.items()})
+  if setup.judging:
+    out["judge_eval_auc"] = judge.evaluate(setup, params, setup.eval_problems)
+  return out
+
+
+def label_stage(setup, params, curriculum: Curriculum, g: int, key, rng) -> Labels:
+  """Task mode's sample -> score -> filter: generation g's examples-file rows, and the
+  judge's lessons (None without the self-judge)."""
   cfg = setup.config
   seconds, tic = {}, time.perf_counter()
   problems, cands, stats = sample_stage(setup, params, curriculum, g, key, rng)
@@ -61,11 +123,10 @@ def label_stage(setup: Setup, params, curriculum: Curriculum, g: int, key, rng):
     stats["judge_lessons"] = len(lessons)
     stats["judge_lesson_precision"] = (float(np.mean([x["correct"] for x in lessons]))
                                        if lessons else None)
-  return rows, lessons, stats | filter_stats, seconds
+  return Labels(rows=rows, lessons=lessons, stats=stats | filter_stats, seconds=seconds)
 
 
-
-def sample_stage(setup: Setup, params, curriculum: Curriculum, g: int, key, rng):
+def sample_stage(setup, params, curriculum: Curriculum, g: int, key, rng):
   """K samples from each ensemble member for fresh problems just past the frontier."""
   cfg = setup.config.sample
   difficulties = curriculum.next_difficulties()
@@ -95,7 +156,7 @@ def sample_stage(setup: Setup, params, curriculum: Curriculum, g: int, key, rng)
 
 
 
-def filter_stage(setup: Setup, g: int, problems, cands: scoring.Candidates, scores, source,
+def filter_stage(setup, g: int, problems, cands: scoring.Candidates, scores, source,
                  rng, p_yes=None):
   """Kept labels, plus what ground truth says about them (measurement only).
 
@@ -163,10 +224,14 @@ def inject_errors(task, problems, rows: list[dict], fraction: float, rng) -> int
   return len(chosen)
 
 
-def write_labels(setup: Setup, g: int, rows, stats: dict, lessons=None) -> str:
-  """Writes generation g's examples file (and judge lessons) and stage metrics; returns
-  the examples file's relative path."""
-  directory = setup.workdir / "generations" / f"{g:03d}"
+def examples_file(g: int) -> Path:
+  """Generation g's examples file, relative to the workdir."""
+  return Path("generations") / f"{g:03d}" / "examples.jsonl"
+
+
+def write_labels(setup, g: int, rows, stats: dict, lessons=None) -> None:
+  """Writes generation g's examples file (and judge lessons) and stage metrics."""
+  directory = setup.workdir / examples_file(g).parent
   if jax.process_index() == 0:  # every process computed the same rows; one writes them
     directory.mkdir(parents=True, exist_ok=True)
     if lessons is not None:  # first: the examples file marks the labels as written
@@ -174,14 +239,13 @@ def write_labels(setup: Setup, g: int, rows, stats: dict, lessons=None) -> str:
     files.write_jsonl(directory / "examples.jsonl", rows)
     files.atomic_write(directory / "labelling.json", json.dumps(stats, indent=1))
   sharding.sync(f"labels {g}")
-  return str((directory / "examples.jsonl").relative_to(setup.workdir))
 
 
 # What training reads from an examples file; the other fields are for people.
 _EXAMPLE_FIELDS = dict(generation=int, difficulty=int, prompt=str, completion=str, kept=bool)
 
 
-def read_labels(setup: Setup, relative: str) -> list[Example]:
+def read_labels(setup, relative: str) -> list[Example]:
   """The kept labels of one examples file, in file order."""
   rows = files.read_jsonl(setup.workdir / relative, _EXAMPLE_FIELDS)
   return [Example(r["prompt"], r["completion"], r["difficulty"], r["generation"])

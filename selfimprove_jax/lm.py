@@ -27,14 +27,18 @@ held-out human texts: the line every generation is measured against.
 """
 
 import dataclasses
+import json
+import time
 
 import jax
 import ml_collections
 import numpy as np
 
-from selfimprove_jax import collapse, data, preemption
+from selfimprove_jax import collapse, data, files, preemption, report
 from selfimprove_jax.filtering import Example, Source
 from selfimprove_jax.language import Language
+from selfimprove_jax.modes import Labels
+from selfimprove_jax.train import member
 
 
 def check(config: ml_collections.ConfigDict) -> None:
@@ -127,7 +131,41 @@ def text_metrics(world: TextWorld, texts: list[str]) -> dict:
 
 
 # ----------------------------------------------------------------------------
-# The two stages that differ from task mode.
+# The mode: what differs from task mode.
+
+
+class TextMode:
+  """Plain text (modes.py has the interface): no curriculum and no scoring; one model
+  trains on its own text under the data policy, and the collapse metrics measure it."""
+
+  def curriculum(self, setup, frontier) -> None:
+    del setup, frontier
+
+  def start(self, setup) -> None:
+    if jax.process_index() == 0:  # the human reference every generation is measured against
+      files.atomic_write(setup.workdir / "human.json", json.dumps(setup.text.human, indent=1))
+
+  def label(self, setup, params, curriculum, g: int, key, rng) -> Labels:
+    del curriculum
+    tic = time.perf_counter()
+    rows, stats = label_stage(setup, member(params, 0), g, key, rng)
+    return Labels(rows=rows, lessons=None, stats=stats,
+                  seconds={"sample": time.perf_counter() - tic})
+
+  def batches(self, setup, mixture):
+    # Whole texts packed end to end into rows: no padding to the longest.
+    cfg = setup.config
+    return lambda rng: data.pack_texts(
+        setup.tok, lambda n: [x.completion for x in mixture.draw(rng, n)],
+        cfg.train.batch_size, cfg.lm.row_tokens)
+
+  def evaluate(self, setup, params, curriculum, stats: dict, g: int, key):
+    del curriculum, stats
+    return evaluate_stage(setup, member(params, 0), g, key), None
+
+  def report(self, setup, history: list[dict]) -> None:
+    print(report.lm_table(history, setup.text.human), flush=True)
+    report.lm_plot(history, setup.text.human, setup.workdir / "report.png")
 
 
 def _sample(setup, params, prefixes: list[str], max_new_tokens: int, key):
@@ -165,10 +203,7 @@ def evaluate_stage(setup, params, g: int, key) -> dict:
   ended = [t for t, f in zip(texts, out.done) if f]
   m.update(text_metrics(world, ended), unfinished_fraction=float(1 - out.done.mean()))
   if not world.language:  # real text: perplexities under the model that learned it
-    reference = params
-    if g > 0:
-      arrays, _ = setup.checkpoints.restore_generation(0, like=setup.arrays(setup.initial_train))
-      reference = jax.tree.map(lambda x: x[0], arrays["train"].params)  # member 0 of [E, ...]
+    reference = params if g == 0 else member(setup.restore_params(0), 0)
     ref_lp, ref_tokens = setup.logprobs(reference, ended)
     m["perplexity_histogram"] = collapse.perplexity_histogram(ref_lp, ref_tokens)
   return m

@@ -9,10 +9,12 @@ derived from the one root seed: `fold_in(fold_in(root, g), stage)`, then the
 step (numpy draws use `default_rng([seed, g, stage, step])`). A run resumed from
 any checkpoint therefore draws exactly what an uninterrupted run draws.
 
-In language-model mode (`mode="lm"`, lm.py) the same loop runs on plain
-text: generation 0 trains on human text, each later generation samples text
-from the previous model and trains on it under the data policy, and the
-evaluation measures collapse instead of accuracy.
+The same loop runs in both modes. Everything that differs is behind
+`setup.mode` (modes.py): in task mode (labelling.TaskMode) a generation samples
+answers to problems past the frontier, scores and filters them, and is measured
+by its accuracy; in text mode (`mode="lm"`, lm.TextMode) it samples plain text
+from the previous model, keeps every text that ended, and is measured for
+collapse.
 
 Ground truth enters in two places only: generation 0's training data, and
 measurement (accuracy, and how many kept self-labels are really right), which
@@ -20,8 +22,8 @@ is written down and never fed back. The `verifier` scorer is the exception
 that proves the rule: it is the "paths that work" mode, and it says so.
 """
 
+import contextlib
 import dataclasses
-import json
 import logging
 import time
 from pathlib import Path
@@ -30,19 +32,15 @@ import jax
 import ml_collections
 import numpy as np
 
-from selfimprove_jax import curriculum, data, evaluate, files, filtering, judge, labelling, lm
-from selfimprove_jax import preemption, progress, report, sampling, sharding
+from selfimprove_jax import files, filtering, judge, labelling, preemption, progress, report
+from selfimprove_jax import sharding
 from selfimprove_jax import train as train_lib
 from selfimprove_jax.curriculum import Curriculum
-from selfimprove_jax.filtering import Mixture, Source
 from selfimprove_jax.errors import UserError, first_line
 from selfimprove_jax.experiment import Setup, build
+from selfimprove_jax.filtering import Mixture, Source
 
 SAMPLE, TRAIN, EVALUATE = 1, 2, 3  # stage ids folded into the generation's key
-
-# Labelling statistics copied into metrics.jsonl when a run produces them.
-_LABEL_METRICS = ("score_auc", "injected", "judge_auc", "judge_precision", "judge_recall",
-                  "judge_lessons", "judge_lesson_precision", "feedback_rated", "kept_by_source")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,7 +58,7 @@ def _writer() -> bool:
 
 
 # ----------------------------------------------------------------------------
-# Stages (task mode's labelling is in labelling.py, LM mode's in lm.py).
+# Data and training (each mode's labelling and evaluation are behind setup.mode).
 
 
 def data_stage(setup: Setup, state: LoopState) -> Mixture | None:
@@ -82,22 +80,15 @@ def data_stage(setup: Setup, state: LoopState) -> Mixture | None:
 
 
 def train_stage(setup: Setup, g: int, train_state, mixture: Mixture, *, steps: int, start: int,
-                step_fn, on_progress):
+                step_fn, after_step):
   """Steps start..steps-1 of generation g on batches drawn from `mixture`."""
   cfg = setup.config.train
-  seq_len = None if setup.text else setup.seq_len(mixture)
+  next_batch = setup.mode.batches(setup, mixture)
   tokens, metrics = 0, None
   guard = train_lib.NonFiniteGuard(cfg.max_nonfinite_steps, jax.device_get(train_state.skipped))
   with progress.bar(range(start, steps), desc=f"gen {g} train", unit="step") as bar:
     for step in bar:
-      rng = np.random.default_rng([setup.config.seed, g, TRAIN, step])
-      if setup.text:  # LM mode: whole texts packed into rows, no padding to the longest
-        batch = data.pack_texts(setup.tok, lambda n: [x.completion for x in mixture.draw(rng, n)],
-                                cfg.batch_size, setup.config.lm.row_tokens)
-      else:
-        examples = mixture.draw(rng, cfg.batch_size)
-        batch = data.make_batch(setup.tok, [x.prompt for x in examples],
-                                [x.completion for x in examples], seq_len)
+      batch = next_batch(np.random.default_rng([setup.config.seed, g, TRAIN, step]))
       tokens += int(batch.weights.sum())
       if metrics is not None:
         sharding.wait(metrics, setup.mesh)  # see sharding.wait
@@ -111,141 +102,139 @@ def train_stage(setup: Setup, g: int, train_state, mixture: Mixture, *, steps: i
         if _writer():
           files.append_jsonl(setup.workdir / "train_log.jsonl",
                              dict(generation=g, step=step + 1, **m))
-      on_progress(step + 1, train_state, tokens)
+      after_step(step + 1, train_state, tokens)
   if metrics is not None:
     guard.update(jax.device_get(metrics["skipped"]), f"generation {g}, step {steps}")
   return train_state, tokens
 
 
-def evaluate_stage(setup: Setup, params) -> dict:
-  """Greedy accuracy of member 0 on the fixed evaluation set, by difficulty; with the
-  self-judge, also how well it tells each answer from a near miss (AUC by difficulty)."""
-  sampler = setup.sampler(sampling.Greedy(), setup.max_answer_tokens(setup.eval_problems))
-  graded = evaluate.grade(sampler, labelling.member(params, 0), setup.tok, setup.task,
-                          setup.eval_problems, jax.random.key(0))
-  accuracy = evaluate.accuracy_by_difficulty(graded)
-  out = dict(accuracy={str(d): a for d, a in accuracy.items()})
-  if setup.judging:
-    out["judge_eval_auc"] = judge.evaluate(setup, params, setup.eval_problems)
-  return out
-
-
 # ----------------------------------------------------------------------------
-# One generation, and the setup.
+# One generation.
 
 
-def generation_step(setup: Setup, state: LoopState, stop_after=None) -> tuple[LoopState, dict]:
-  g = state.generation + 1
-  preemption.stop_if_requested(f"before generation {g}")
-  key = jax.random.fold_in(setup.root_key, g)
-  ckpt, cfg = setup.checkpoints, setup.config
-  seconds, stats = {}, {}
-  saved = _restore_progress(setup, g, state.train)
-  resumed = saved[0] if saved else None  # the last training step saved
-  label_files = state.label_files
-  # Log lines from an interrupted attempt at this generation are about to be redone.
-  if _writer():
-    files.trim_jsonl(setup.workdir / "train_log.jsonl", lambda r: r["generation"] < g or (
-        resumed is not None and r["step"] <= resumed), fields=dict(generation=int, step=int))
+class Stopwatch:
+  """Seconds per stage: `with clock("train"): ...` adds that block's wall time."""
 
-  tic = time.perf_counter()
-  if g > 0:
-    relative = str(Path("generations") / f"{g:03d}" / "examples.jsonl")
-    if resumed is not None:  # the labels were written before training started
-      stats = files.read_json(setup.workdir / "generations" / f"{g:03d}" / "labelling.json")
-      seconds = stats.pop("seconds")
-    else:
-      sample_key, rng = jax.random.fold_in(key, SAMPLE), np.random.default_rng([cfg.seed, g, SAMPLE])
-      lessons = None  # the self-judge's, if any
-      if setup.text:  # LM mode: the model's own text, unscored
-        rows, stats = lm.label_stage(setup, labelling.member(state.train.params, 0), g,
-                                     sample_key, rng)
-        seconds["sample"] = time.perf_counter() - tic
-      else:
-        rows, lessons, stats, seconds = labelling.label_stage(
-            setup, state.train.params, state.curriculum, g, sample_key, rng)
-      relative = labelling.write_labels(setup, g, rows, dict(stats, seconds=seconds), lessons)
-    label_files = state.label_files + (relative,)
+  def __init__(self):
+    self.seconds: dict[str, float] = {}
+
+  @contextlib.contextmanager
+  def __call__(self, stage: str):
     tic = time.perf_counter()
+    try:
+      yield
+    finally:
+      self.seconds[stage] = self.seconds.get(stage, 0.0) + time.perf_counter() - tic
 
-  mixture = data_stage(setup, dataclasses.replace(state, label_files=label_files))
-  seconds["data"] = time.perf_counter() - tic
 
-  tic = time.perf_counter()
-  steps = cfg.train.steps if g == 0 else cfg.train.steps_per_generation
-  step_fn = setup.train_step(g)
-  if resumed is not None:
-    _, arrays, meta = saved
-    train_state, start, tokens_before = arrays["train"], resumed, meta["tokens_trained"]
-    logging.info("generation %d: resuming training after step %d", g, resumed)
-  else:
-    start, tokens_before = 0, 0
-    if g == 0:
-      train_state = state.train
-    else:
-      params = state.train.params
-      if cfg.train.init == "restart":  # ReST-EM: every generation starts from gen 0
-        params = ckpt.restore_generation(0, like=setup.arrays(state.train))[0]["train"].params
-      train_state = setup.fresh_optimizer(params, g)
+@dataclasses.dataclass(frozen=True)
+class Resumed:
+  """Where an interrupted attempt at a generation left its training."""
+  step: int  # the last training step saved
+  train: train_lib.TrainState
+  tokens_trained: int  # before that step, this generation
 
-  def on_progress(step, train_state, tokens):
+
+class Progress:
+  """After each training step of generation g: a progress checkpoint when one is due,
+  and on SIGTERM a checkpoint at this step and a stop."""
+
+  def __init__(self, setup: Setup, g: int, steps: int, tokens_before: int):
+    self.setup, self.g, self.steps, self.tokens_before = setup, g, steps, tokens_before
+
+  def after_step(self, step: int, train_state, tokens: int) -> None:
+    ckpt, g = self.setup.checkpoints, self.g
     # Step ids grow through the whole run, as the multi-host agreement needs.
     preempted = preemption.requested(g * 10_000_000 + step)
-    if ckpt.due(step, steps) or preempted:
-      ckpt.save_progress(g, step, setup.arrays(train_state),
-                         dict(generation=g, step=step, tokens_trained=tokens_before + tokens))
+    if ckpt.due(step, self.steps) or preempted:
+      ckpt.save_progress(g, step, self.setup.arrays(train_state), dict(
+          generation=g, step=step, tokens_trained=self.tokens_before + tokens))
     if preempted:
       raise preemption.Preempted(f"stopped on SIGTERM after step {step} of generation {g}, "
                                  "saved; rerun the same command to resume")
-    if stop_after == (g, step):
-      raise StopRun(f"stopped after generation {g}, step {step}")
 
-  tokens = tokens_before
-  if mixture is not None and mixture.size:
-    train_state, new_tokens = train_stage(setup, g, train_state, mixture, steps=steps, start=start,
-                                          step_fn=step_fn, on_progress=on_progress)
-    tokens += new_tokens
-  else:
-    logging.warning("generation %d: the %s policy left no data; weights unchanged", g,
-                    cfg.data_policy)
-  seconds["train"] = time.perf_counter() - tic
 
-  tic = time.perf_counter()
-  metrics = dict(generation=g, data_policy=cfg.data_policy, kept=stats.get("kept", 0),
+def generation_step(setup: Setup, state: LoopState) -> tuple[LoopState, dict]:
+  """Generation g = state.generation + 1: label (g > 0), train, evaluate, checkpoint."""
+  g = state.generation + 1
+  preemption.stop_if_requested(f"before generation {g}")
+  key, clock = jax.random.fold_in(setup.root_key, g), Stopwatch()
+  resumed = _resume_point(setup, g, state.train)
+  stats, label_files = {}, state.label_files
+  if g > 0:
+    stats = _labels(setup, state, g, key, resumed, clock)
+    label_files += (str(labelling.examples_file(g)),)
+  with clock("data"):
+    mixture = data_stage(setup, dataclasses.replace(state, label_files=label_files))
+  with clock("train"):
+    train_state, tokens = _train(setup, state, g, mixture, resumed)
+  with clock("evaluate"):
+    evaluation, curriculum = setup.mode.evaluate(setup, train_state.params, state.curriculum,
+                                                 stats, g, jax.random.fold_in(key, EVALUATE))
+  metrics = dict(generation=g, data_policy=setup.config.data_policy, kept=stats.get("kept", 0),
                  kept_fraction=stats.get("kept_fraction"),
                  token_entropy=stats.get("token_entropy"),
                  tokens_sampled=stats.get("tokens_sampled", 0), tokens_trained=tokens,
-                 train_examples=mixture.size if mixture else 0)
-  new_curriculum = state.curriculum
-  if setup.text:
-    metrics.update(lm.evaluate_stage(setup, labelling.member(train_state.params, 0), g,
-                                     jax.random.fold_in(key, EVALUATE)))
-  else:
-    evaluation = evaluate_stage(setup, train_state.params)
-    passed = None
-    if g > 0:
-      passed = curriculum.gate_passes(cfg.curriculum.gate, cfg.curriculum.gate_threshold,
-                                      stats["self_consistency"], stats["kept_fraction"])
-    new_curriculum = state.curriculum.advance(bool(passed))
-    metrics.update(
-        difficulty=state.curriculum.next_difficulties()[0] if g > 0 else None, scorer=cfg.scorer,
-        **evaluation,
-        kept_precision=stats.get("kept_precision"), kept_recall=stats.get("kept_recall"),
-        sample_accuracy=stats.get("sample_accuracy"),
-        self_consistency=stats.get("self_consistency"), gate_passed=passed,
-        frontier=new_curriculum.frontier, distinct_answers=stats.get("distinct_answers"),
-        **{k: stats[k] for k in _LABEL_METRICS if k in stats})
-  seconds["evaluate"] = time.perf_counter() - tic
-  metrics["seconds"] = seconds
-
-  tic = time.perf_counter()
-  new_state = LoopState(generation=g, curriculum=new_curriculum, train=train_state,
+                 train_examples=mixture.size if mixture else 0, **evaluation,
+                 seconds=clock.seconds)
+  new_state = LoopState(generation=g, curriculum=curriculum, train=train_state,
                         label_files=label_files)
-  ckpt.save_generation(g, setup.arrays(train_state), dict(
-      generation=g, frontier=new_curriculum.frontier if new_curriculum else None,
-      label_files=list(label_files), metrics=metrics))
-  seconds["checkpoint"] = time.perf_counter() - tic
+  with clock("checkpoint"):  # recorded in metrics.jsonl; the checkpoint's copy predates it
+    setup.checkpoints.save_generation(g, setup.arrays(train_state), dict(
+        generation=g, frontier=curriculum.frontier if curriculum else None,
+        label_files=list(label_files), metrics=metrics))
   return new_state, metrics
+
+
+def _labels(setup: Setup, state: LoopState, g: int, key, resumed, clock: Stopwatch) -> dict:
+  """Generation g's labelling stats: its labels made and written now, or, when its
+  training is being resumed, the ones written before it started."""
+  if resumed is not None:
+    stats = files.read_json(setup.workdir / labelling.examples_file(g).parent / "labelling.json")
+    clock.seconds.update(stats.pop("seconds"))
+    return stats
+  rng = np.random.default_rng([setup.config.seed, g, SAMPLE])
+  labels = setup.mode.label(setup, state.train.params, state.curriculum, g,
+                            jax.random.fold_in(key, SAMPLE), rng)
+  clock.seconds.update(labels.seconds)
+  labelling.write_labels(setup, g, labels.rows, dict(labels.stats, seconds=labels.seconds),
+                         labels.lessons)
+  return labels.stats
+
+
+def _train(setup: Setup, state: LoopState, g: int, mixture, resumed: "Resumed | None"):
+  """(train state, tokens trained) after generation g's training, resumed or from its start."""
+  cfg = setup.config
+  steps = cfg.train.steps if g == 0 else cfg.train.steps_per_generation
+  if resumed is not None:
+    logging.info("generation %d: resuming training after step %d", g, resumed.step)
+    train_state, start, before = resumed.train, resumed.step, resumed.tokens_trained
+  elif g == 0:
+    train_state, start, before = state.train, 0, 0
+  else:
+    params = state.train.params
+    if cfg.train.init == "restart":  # ReST-EM: every generation starts from gen 0
+      params = setup.restore_params(0)
+    train_state, start, before = setup.fresh_optimizer(params, g), 0, 0
+  if mixture is None or not mixture.size:
+    logging.warning("generation %d: the %s policy left no data; weights unchanged", g,
+                    cfg.data_policy)
+    return train_state, before
+  train_state, tokens = train_stage(
+      setup, g, train_state, mixture, steps=steps, start=start, step_fn=setup.train_step(g),
+      after_step=Progress(setup, g, steps, before).after_step)
+  return train_state, before + tokens
+
+
+def _resume_point(setup: Setup, g: int, like) -> Resumed | None:
+  """Where generation g's training was saved by an interrupted attempt, or None; the
+  training log loses the lines that attempt wrote after that point."""
+  saved = _restore_progress(setup, g, like)
+  resumed = Resumed(saved[0], saved[1]["train"], saved[2]["tokens_trained"]) if saved else None
+  if _writer():
+    files.trim_jsonl(setup.workdir / "train_log.jsonl", lambda r: r["generation"] < g or (
+        resumed is not None and r["step"] <= resumed.step), fields=dict(generation=int, step=int))
+  return resumed
 
 
 def _restore_progress(setup: Setup, g: int, like):
@@ -266,23 +255,15 @@ def _restore_progress(setup: Setup, g: int, like):
     return None
 
 
-class StopRun(Exception):
-  """Raised by `run(stop_after=...)`: tests use it to interrupt a run where they choose."""
-
-
-def _curriculum(setup: Setup, frontier: int) -> Curriculum | None:
-  return None if setup.text else Curriculum(frontier, setup.config.curriculum.window)
-
-
 def initial_state(setup: Setup) -> LoopState:
-  frontier = None if setup.text else setup.config.data.max_difficulty
-  return LoopState(generation=-1, curriculum=_curriculum(setup, frontier),
+  return LoopState(generation=-1, curriculum=setup.mode.curriculum(setup, None),
                    train=setup.initial_train, label_files=())
 
 
 def restore(setup: Setup, generation: int) -> LoopState:
-  arrays, meta = setup.checkpoints.restore_generation(generation, like=setup.arrays(setup.initial_train))
-  return LoopState(generation=generation, curriculum=_curriculum(setup, meta["frontier"]),
+  arrays, meta = setup.checkpoints.restore_generation(generation,
+                                                      like=setup.arrays(setup.initial_train))
+  return LoopState(generation=generation, curriculum=setup.mode.curriculum(setup, meta["frontier"]),
                    train=arrays["train"], label_files=tuple(meta["label_files"]))
 
 
@@ -332,17 +313,11 @@ def quiet_library_logs() -> None:
     logging.getLogger(name).setLevel(logging.WARNING)
 
 
-def run(config: ml_collections.ConfigDict, workdir: str, *,
-        stop_after: tuple[int, int | None] | None = None) -> list[dict]:
-  """Runs (or resumes) every generation; returns the per-generation metrics.
-
-  `stop_after=(g, step)` stops after that training step of generation g, or
-  after generation g is saved when step is None (for tests of resuming).
-  """
+def run(config: ml_collections.ConfigDict, workdir: str) -> list[dict]:
+  """Runs (or resumes) every generation; returns the per-generation metrics."""
   setup = build(config, workdir)  # holds the workdir until setup.close()
   try:
-    if setup.text and _writer():  # the human reference every generation is measured against
-      files.atomic_write(setup.workdir / "human.json", json.dumps(setup.text.human, indent=1))
+    setup.mode.start(setup)
     state, history = resume(setup)
     if state.generation >= config.generations:
       print(f"{setup.workdir}: all {config.generations} generations are done; nothing to do.")
@@ -351,18 +326,11 @@ def run(config: ml_collections.ConfigDict, workdir: str, *,
       print(f"resuming after generation {state.generation} in {setup.workdir}")
     with preemption.watch():
       for _ in range(state.generation + 1, config.generations + 1):
-        state, metrics = generation_step(setup, state, stop_after)
+        state, metrics = generation_step(setup, state)
         history.append(metrics)
         if _writer():
           files.append_jsonl(setup.workdir / "metrics.jsonl", metrics)
-          if setup.text:
-            print(report.lm_table(history, setup.text.human), flush=True)
-            report.lm_plot(history, setup.text.human, setup.workdir / "report.png")
-          else:
-            print(report.table(history, trained_max=config.data.max_difficulty), flush=True)
-            report.plot(history, setup.workdir / "report.png")
-        if stop_after == (state.generation, None):
-          raise StopRun(f"stopped after generation {state.generation}")
+          setup.mode.report(setup, history)
   finally:
     setup.close()
   return history

@@ -192,6 +192,11 @@ def make_ensemble_train_step(graphdef, tx, mesh):
       in_specs=(P(), P(DATA)), out_specs=(P(), P()), donate_argnums=0)
 
 
+def member(params, e: int):
+  """Ensemble member e's parameters (every leaf is stacked [E, ...])."""
+  return jax.tree.map(lambda x: x[e], params)
+
+
 def init_ensemble(cfg: model_lib.ModelConfig, seeds, tx: optax.GradientTransformation):
   """(graphdef, TrainState with every leaf stacked [E, ...]), member e initialized from seeds[e]."""
   members = [model_lib.create(cfg, seed=int(s)) for s in seeds]

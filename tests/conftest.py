@@ -47,3 +47,23 @@ def crash_reference(tmp_path_factory):
   workdir = tmp_path_factory.mktemp("harness") / "reference"
   assert crash_harness.attempt(workdir) == 0
   return workdir, crash_harness.outputs(workdir)
+
+
+class StopRun(Exception):
+  """What `stop_at` raises: a run interrupted where a test chose."""
+
+
+@pytest.fixture
+def stop_at(monkeypatch):
+  """stop_at(g, step): the next run raises StopRun right after training step `step` of
+  generation g (and any progress checkpoint due there), as a crash would leave it."""
+  from selfimprove_jax import loop
+
+  def arm(g: int, step: int) -> None:
+    original = loop.Progress.after_step
+    def after_step(self, done, train_state, tokens):
+      original(self, done, train_state, tokens)
+      if (self.g, done) == (g, step):
+        raise StopRun(f"stopped after generation {g}, step {step}")
+    monkeypatch.setattr(loop.Progress, "after_step", after_step)
+  return arm

@@ -6,6 +6,7 @@ import math
 import numpy as np
 import pytest
 
+from conftest import StopRun
 from selfimprove_jax import config_files, data, filtering, lm, loop, sampling
 from selfimprove_jax.experiment import UserError
 from selfimprove_jax.tokenizer import BOS, EOS, PAD, TEXT_ALPHABET, CharTokenizer
@@ -87,10 +88,12 @@ def test_two_generation_lm_run_writes_collapse_metrics(lm_run):
   assert lines[1]["tokens_trained"] > 0 and (workdir / "report.png").stat().st_size > 10_000
 
 
-def test_resumed_lm_run_matches_the_uninterrupted_one(lm_run, tmp_path):
+def test_resumed_lm_run_matches_the_uninterrupted_one(lm_run, tmp_path, stop_at, monkeypatch):
   _, history = lm_run
-  with pytest.raises(loop.StopRun):
-    loop.run(small_lm(), str(tmp_path), stop_after=(2, 5))
+  stop_at(2, 5)
+  with pytest.raises(StopRun):
+    loop.run(small_lm(), str(tmp_path))
+  monkeypatch.undo()
   resumed = loop.run(small_lm(), str(tmp_path))
   strip = lambda h: [{k: v for k, v in m.items() if k != "seconds"} for m in h]
   assert strip(resumed) == strip(history)

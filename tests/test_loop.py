@@ -7,6 +7,7 @@ import jax
 import numpy as np
 import pytest
 
+from conftest import StopRun
 from selfimprove_jax import config_files, experiment, loop
 from selfimprove_jax import train as train_lib
 from selfimprove_jax.errors import UserError
@@ -72,10 +73,12 @@ def test_finished_run_does_no_work_and_says_so(full_run, capsys):
 
 # Resuming after a generation's checkpoint, at every stage, and after SIGTERM is
 # tested through the command line in test_crash.py; here, in-process, inside training.
-def test_resumed_run_matches_the_uninterrupted_one(full_run, tmp_path):
+def test_resumed_run_matches_the_uninterrupted_one(full_run, tmp_path, stop_at, monkeypatch):
   workdir, history = full_run
-  with pytest.raises(loop.StopRun):
-    loop.run(tiny(), str(tmp_path), stop_after=(2, 10))
+  stop_at(2, 10)
+  with pytest.raises(StopRun):
+    loop.run(tiny(), str(tmp_path))
+  monkeypatch.undo()
   resumed = loop.run(tiny(), str(tmp_path))
   assert without_seconds(resumed) == without_seconds(history)
   for g in (1, 2):
