@@ -10,8 +10,8 @@ The human text is a procedural language whose true distribution is known
 (language.py), so the tails and the KL divergence from the truth are measured
 exactly. Generation 0 learns it from 20,000 sentences; each later generation
 samples 1,000 sentences from the previous model and trains on them under the
-arm's data policy. Each arm takes about three minutes on 2 CPU cores; the
-README has what they printed.
+arm's data policy. Each arm takes about three minutes on 2 CPU cores;
+docs/collapse.md has what they printed.
 """
 
 import ml_collections

@@ -1,7 +1,7 @@
 """A run killed anywhere loses nothing, and one seed gives one result.
 
 The long version (50 kills, some at random times) is a separate command:
-`python tests/crash_harness.py --kills=50`; see the README's Reliability section.
+`python tests/crash_harness.py --kills=50`; see docs/reliability.md.
 """
 
 import signal

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# A Cloud TPU VM for selfimprove_jax, from creation to deletion (see README, "Cloud TPU VMs").
+# A Cloud TPU VM for selfimprove_jax, from creation to deletion (see docs/scaling.md, "Cloud TPU VMs").
 #
 #   export TPU_ZONE=us-west4-a TPU_TYPE=v5litepod-8   # where, and which slice
 #   tpu/tpu.sh create                      # the VM (every worker of a multi-host slice)
