@@ -29,6 +29,7 @@ from absl import app, flags
 from ml_collections import config_flags
 
 from selfimprove_jax import files, loop, peers, sampling, sharding
+from selfimprove_jax import data as data_lib
 from selfimprove_jax import model as model_lib
 from selfimprove_jax import train as train_lib
 from selfimprove_jax.errors import UserError
@@ -195,7 +196,7 @@ def bench_train():
   for batch in map(int, FLAGS.batch):
     rng = np.random.default_rng(0)
     tokens = rng.integers(3, cfg.vocab_size, (batch, FLAGS.seq_len + 1)).astype(np.int32)
-    data = sharding.shard_batch(train_lib.Batch(
+    data = sharding.shard_batch(data_lib.Batch(
         inputs=tokens[:, :-1], targets=tokens[:, 1:],
         weights=np.ones((batch, FLAGS.seq_len), np.float32)), mesh)
     state = [sharding.replicate(train_lib.init_state(params, tx), mesh)]
@@ -254,7 +255,7 @@ def bench_generation():
     while state.generation < FLAGS.config.generations:
       before, tic = compiles.count, time.perf_counter()
       state, metrics = loop.generation_step(setup, state)
-      if jax.process_index() == 0:  # the workdir stays a run's, resumable by main
+      if sharding.is_writer():  # the workdir stays a run's, resumable by main
         files.append_jsonl(setup.workdir / "metrics.jsonl", metrics)
       report(bench="generation", generation=state.generation,
              seconds=round(time.perf_counter() - tic, 2),

@@ -28,11 +28,8 @@ import jax
 import orbax.checkpoint as ocp
 
 from selfimprove_jax import files, sharding
-from selfimprove_jax.errors import UserError, first_line
-
-
-class WriteFailed(UserError):
-  """A checkpoint could not be written (a full disk, a lost mount): the older ones are intact."""
+from selfimprove_jax.errors import first_line
+from selfimprove_jax.files import WriteFailed
 
 
 def _manager(directory: Path, max_to_keep: int | None) -> ocp.CheckpointManager:
@@ -129,7 +126,7 @@ class Checkpoints:
     manager = self._generations if kind == "generations" else self._progress_manager(generation)
     source = Path(manager.directory) / str(step)
     target = files.free_name(self.directory / "unreadable" / f"{source.parent.name}_{step}")
-    if jax.process_index() == 0:
+    if sharding.is_writer():
       target.parent.mkdir(parents=True, exist_ok=True)
       os.replace(source, target)
     sharding.sync(f"set aside {source}")
@@ -151,7 +148,7 @@ class Checkpoints:
     if manager is not None:
       manager.wait_until_finished()
       manager.close()
-    if jax.process_index() == 0:
+    if sharding.is_writer():
       shutil.rmtree(self.directory / f"progress_{generation}", ignore_errors=True)
 
   def close(self) -> None:

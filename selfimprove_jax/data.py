@@ -7,12 +7,20 @@ sampling are `BOS prompt`; the sampler left-pads them itself.
 
 from collections.abc import Sequence
 
+import jax
 import numpy as np
+from flax import struct
 
 from selfimprove_jax.tokenizer import BOS, PAD, CharTokenizer
-from selfimprove_jax.train import Batch
 
 LENGTH_BUCKET = 8  # the finest step that sequence lengths round up to (see bucket)
+
+
+@struct.dataclass(kw_only=True)
+class Batch:
+  inputs: jax.Array  # [B, T] int32 tokens fed to the model
+  targets: jax.Array  # [B, T] int32 next tokens
+  weights: jax.Array  # [B, T] float32, 1 on completion targets, else 0
 
 
 def bucket(n: int, multiple: int = LENGTH_BUCKET) -> int:

@@ -214,7 +214,7 @@ def refuse_other_experiment(config: ml_collections.ConfigDict, workdir: Path) ->
 def check_same_experiment(config: ml_collections.ConfigDict, workdir: Path) -> None:
   """refuse_other_experiment, then (process 0) the settings saved, e.g. a raised `generations`."""
   refuse_other_experiment(config, workdir)
-  if jax.process_index() == 0:  # the others see it once process 0 wrote it
+  if sharding.is_writer():  # the others see it once process 0 wrote it
     files.atomic_write(workdir / "config.json",
                        json.dumps(json.loads(config.to_json_best_effort()), indent=1))
 
@@ -370,7 +370,7 @@ def lock_workdir(workdir: Path) -> workdir_lock.WorkdirLock | None:
   """Process 0 locks the workdir for the run, before anything is written; every
   process stops with one line if another run holds it."""
   lock, busy = None, ""
-  if jax.process_index() == 0:
+  if sharding.is_writer():
     try:
       lock = workdir_lock.acquire(workdir)
     except workdir_lock.Busy as e:

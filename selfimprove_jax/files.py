@@ -25,7 +25,8 @@ class FileError(UserError):
 
 
 class WriteFailed(UserError):
-  """A file could not be written (a full disk, say); its previous version is intact."""
+  """A file or checkpoint could not be written (a full disk, a lost mount); what was
+  written before it is intact."""
 
 
 def atomic_write(path: Path, text: str) -> None:

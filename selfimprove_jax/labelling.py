@@ -232,7 +232,7 @@ def examples_file(g: int) -> Path:
 def write_labels(setup, g: int, rows, stats: dict, lessons=None) -> None:
   """Writes generation g's examples file (and judge lessons) and stage metrics."""
   directory = setup.workdir / examples_file(g).parent
-  if jax.process_index() == 0:  # every process computed the same rows; one writes them
+  if sharding.is_writer():  # every process computed the same rows; one writes them
     directory.mkdir(parents=True, exist_ok=True)
     if lessons is not None:  # first: the examples file marks the labels as written
       files.write_jsonl(directory / "judge.jsonl", lessons)

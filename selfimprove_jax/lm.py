@@ -30,11 +30,10 @@ import dataclasses
 import json
 import time
 
-import jax
 import ml_collections
 import numpy as np
 
-from selfimprove_jax import collapse, data, files, preemption, report
+from selfimprove_jax import collapse, data, files, preemption, report, sharding
 from selfimprove_jax.filtering import Example, Source
 from selfimprove_jax.language import Language
 from selfimprove_jax.modes import Labels
@@ -142,7 +141,7 @@ class TextMode:
     del setup, frontier
 
   def start(self, setup) -> None:
-    if jax.process_index() == 0:  # the human reference every generation is measured against
+    if sharding.is_writer():  # the human reference every generation is measured against
       files.atomic_write(setup.workdir / "human.json", json.dumps(setup.text.human, indent=1))
 
   def label(self, setup, params, curriculum, g: int, key, rng) -> Labels:

@@ -51,12 +51,6 @@ class LoopState:
   label_files: tuple[str, ...]  # examples files of generations 1..generation, workdir-relative
 
 
-def _writer() -> bool:
-  """Logs and plots are appended by process 0 alone; per-generation files are
-  written whole (atomically, identically) by every process, which all read them."""
-  return jax.process_index() == 0
-
-
 # ----------------------------------------------------------------------------
 # Data and training (each mode's labelling and evaluation are behind setup.mode).
 
@@ -99,7 +93,7 @@ def train_stage(setup: Setup, g: int, train_state, mixture: Mixture, *, steps: i
       if (step + 1) % cfg.log_every == 0 or step + 1 == steps:
         m = {k: np.asarray(v).tolist() for k, v in jax.device_get(metrics).items()}
         bar.set_postfix(loss=f"{np.mean(m['loss']):.3f}", refresh=False)
-        if _writer():
+        if sharding.is_writer():
           files.append_jsonl(setup.workdir / "train_log.jsonl",
                              dict(generation=g, step=step + 1, **m))
       after_step(step + 1, train_state, tokens)
@@ -231,7 +225,7 @@ def _resume_point(setup: Setup, g: int, like) -> Resumed | None:
   training log loses the lines that attempt wrote after that point."""
   saved = _restore_progress(setup, g, like)
   resumed = Resumed(saved[0], saved[1]["train"], saved[2]["tokens_trained"]) if saved else None
-  if _writer():
+  if sharding.is_writer():
     files.trim_jsonl(setup.workdir / "train_log.jsonl", lambda r: r["generation"] < g or (
         resumed is not None and r["step"] <= resumed.step), fields=dict(generation=int, step=int))
   return resumed
@@ -301,7 +295,7 @@ def resume(setup: Setup) -> tuple[LoopState, list[dict]]:
              if m["generation"] <= state.generation]
   if state.generation >= 0 and (not history or history[-1]["generation"] < state.generation):
     history.append(ckpt.generation_meta(state.generation)["metrics"])
-  if _writer():
+  if sharding.is_writer():
     files.write_jsonl(setup.workdir / "metrics.jsonl", history)
   return state, history
 
@@ -328,7 +322,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> list[dict]:
       for _ in range(state.generation + 1, config.generations + 1):
         state, metrics = generation_step(setup, state)
         history.append(metrics)
-        if _writer():
+        if sharding.is_writer():
           files.append_jsonl(setup.workdir / "metrics.jsonl", metrics)
           setup.mode.report(setup, history)
   finally:

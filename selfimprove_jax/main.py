@@ -55,7 +55,7 @@ def main(argv):
   logging.info("JAX %s: process %d of %d, %d devices (%s)", jax.__version__, jax.process_index(),
                jax.process_count(), jax.device_count(), jax.devices()[0].platform)
   try:
-    if _START_OVER.value and jax.process_index() == 0:
+    if _START_OVER.value and sharding.is_writer():
       moved = experiment.set_aside_workdir(_WORKDIR.value)
       if moved:
         logging.warning("--start_over: the previous run in %s is now %s", _WORKDIR.value, moved)

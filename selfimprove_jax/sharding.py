@@ -89,6 +89,12 @@ def wait(outputs, mesh) -> None:
     jax.block_until_ready(outputs)
 
 
+def is_writer() -> bool:
+  """Process 0 writes the workdir's files (config, datasets, labels, logs, plots); the
+  others read them after a barrier (`sync`), so no two processes write one file."""
+  return jax.process_index() == 0
+
+
 def sync(name: str) -> None:
   """With several processes, waits until all reach this point (after process 0 wrote a file)."""
   if jax.process_count() > 1:
@@ -98,7 +104,7 @@ def sync(name: str) -> None:
 def process_0_first(fn: Callable, name: str):
   """fn() on process 0, then on the others: process 0 builds what they will open
   (a dataset, a file), so no two processes write one file."""
-  if jax.process_index() == 0:
+  if is_writer():
     try:
       return fn()
     finally:  # also when fn fails: the others then meet the same error, not a hang

@@ -17,17 +17,11 @@ from jax.sharding import PartitionSpec as P
 
 from selfimprove_jax import model as model_lib
 from selfimprove_jax import sharding
+from selfimprove_jax.data import Batch
 from selfimprove_jax.errors import UserError
 from selfimprove_jax.sharding import DATA
 
 SCHEDULES = ("cosine", "wsd", "constant")
-
-
-@struct.dataclass(kw_only=True)
-class Batch:
-  inputs: jax.Array  # [B, T] int32 tokens fed to the model
-  targets: jax.Array  # [B, T] int32 next tokens
-  weights: jax.Array  # [B, T] float32, 1 on completion targets, else 0
 
 
 @struct.dataclass(kw_only=True)
