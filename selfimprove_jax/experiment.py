@@ -289,17 +289,12 @@ class Setup:
     step = self.compiled("logprobs", lambda: sharding.data_parallel(
         functools.partial(train_lib.sequence_logprobs, self.graphdef), self.mesh,
         in_specs=(P(), P(sharding.DATA)), out_specs=(P(sharding.DATA), P(sharding.DATA))))
-    # One padded shape for every call: rows to a multiple of the devices, width to the longest text.
-    rows = -(-rows_per_call // self.mesh.size) * self.mesh.size
-    width = data.bucket(self.config.lm.max_chars + 1)
-    logprob, tokens = [], []
-    for start in range(0, len(texts), rows):
-      chunk = list(texts[start:start + rows])
-      batch = data.make_batch(self.tok, [""] * rows, chunk + [""] * (rows - len(chunk)), width)
-      lp, n = sharding.to_host(step(params, sharding.shard_batch(batch, self.mesh)))
-      logprob.append(lp[:len(chunk)])
-      tokens.append(n[:len(chunk)])
-    return np.concatenate(logprob), np.concatenate(tokens)
+    if not texts:
+      return np.zeros(0), np.zeros(0)
+    # One width for every call: the longest text a run allows.
+    batch = data.make_batch(self.tok, [""] * len(texts), list(texts),
+                            data.bucket(self.config.lm.max_chars + 1))
+    return sharding.map_rows(lambda rows: step(params, rows), batch, self.mesh, rows_per_call)
 
   def restore_params(self, generation: int):
     """The ensemble's parameters ([E, ...] leaves) saved after `generation`."""

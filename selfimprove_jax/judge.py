@@ -102,24 +102,15 @@ def p_yes(setup, params, prompts, completions, rows_per_call: int = 1024) -> np.
   questions = [question(p, c) for p, c in zip(prompts, completions)]
   if not questions:
     return np.zeros(0)
-  # Rows per call: a power of two per device, so that few shapes get compiled.
-  per_device = -(-min(rows_per_call, len(questions)) // setup.mesh.size)
-  rows = (1 << (per_device - 1).bit_length()) * setup.mesh.size
   width = data.bucket(max(len(q) for q in questions) + 1)  # BOS + question
+  tokens = np.zeros((len(questions), width), np.int32)
+  last = np.zeros(len(questions), np.int32)  # where "?" is: the verdict comes next
+  for r, q in enumerate(questions):
+    ids = setup.tok.encode(q, bos=True)
+    tokens[r, :len(ids)], last[r] = ids, len(ids) - 1
   members = jax.tree.leaves(params)[0].shape[0]
-  total = np.zeros(len(questions))
-  for start in range(0, len(questions), rows):
-    chunk = questions[start:start + rows]
-    tokens = np.zeros((rows, width), np.int32)
-    last = np.zeros(rows, np.int32)
-    for r, q in enumerate(chunk):
-      ids = setup.tok.encode(q, bos=True)
-      tokens[r, :len(ids)], last[r] = ids, len(ids) - 1
-    inputs = sharding.shard_batch((tokens, last), setup.mesh)
-    for e in range(members):
-      total[start:start + len(chunk)] += sharding.to_host(
-          step(member(params, e), *inputs))[:len(chunk)]
-  return total / members
+  return sum(sharding.map_rows(lambda rows: step(member(params, e), *rows), (tokens, last),
+                               setup.mesh, rows_per_call) for e in range(members)) / members
 
 
 def verdicts(setup, params, cands: scoring.Candidates) -> np.ndarray:

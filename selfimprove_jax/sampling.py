@@ -17,7 +17,6 @@ returned, so repeated calls reuse the same buffers and never recompile.
 
 import dataclasses
 import functools
-import math
 from collections.abc import Sequence
 
 import jax
@@ -216,9 +215,8 @@ class Sampler:
                functools.partial(model_lib.init_cache, cfg), mesh, **kwargs)
 
   def bucket(self, num_prompts: int, longest_prompt: int) -> tuple[int, int]:
-    devices = self.mesh.size
-    per_device = 1 << max(0, math.ceil(math.log2(max(1, num_prompts) / devices)))
-    return per_device * devices, data.bucket(max(1, longest_prompt), self.prompt_bucket)
+    return (sharding.call_rows(num_prompts, self.mesh),
+            data.bucket(max(1, longest_prompt), self.prompt_bucket))
 
   def __call__(self, params, prompts: Sequence[Sequence[int]], key) -> SampleOutput:
     """Completions for each prompt (token ids, BOS included); `key` seeds row r as fold_in(key, r)."""

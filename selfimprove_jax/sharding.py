@@ -75,6 +75,29 @@ def shard_batch(tree, mesh):
   return jax.tree.map(put, tree)
 
 
+def call_rows(n: int, mesh, limit: int | None = None) -> int:
+  """Rows of one device call for n rows (at most `limit` of them a call): a power of two
+  per device, so that calls of many sizes compile few programs, times the devices."""
+  per_device = -(-max(1, min(n, limit or n)) // mesh.size)
+  return (1 << (per_device - 1).bit_length()) * mesh.size
+
+
+def map_rows(fn, inputs, mesh, limit: int):
+  """fn(inputs) for a pytree of host arrays [N, ...], at most `limit` rows a call, on
+  every device: each call's rows are padded with zeros to `call_rows`, and what fn
+  returns for the padding is dropped. fn maps rows to rows ([R, ...] -> [R, ...])."""
+  n = len(jax.tree.leaves(inputs)[0])
+  rows = call_rows(n, mesh, limit)
+  pad = lambda x: np.concatenate([x, np.zeros((rows - len(x),) + x.shape[1:], x.dtype)])
+  outs = []
+  for start in range(0, n, rows):
+    chunk = jax.tree.map(lambda x: np.asarray(x)[start:start + rows], inputs)
+    count = len(jax.tree.leaves(chunk)[0])
+    out = to_host(fn(shard_batch(jax.tree.map(pad, chunk), mesh)))
+    outs.append(jax.tree.map(lambda x: x[:count], out))
+  return jax.tree.map(lambda *xs: np.concatenate(xs), *outs)
+
+
 def wait(outputs, mesh) -> None:
   """On a multi-device CPU mesh, blocks until a step's outputs exist.
 

@@ -1,0 +1,32 @@
+"""Rows split across devices: call sizes, and row-wise functions over many rows in few shapes."""
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax.sharding import PartitionSpec as P
+
+from selfimprove_jax import sharding
+
+
+@pytest.mark.parametrize("n, limit, rows", [
+    (1, None, 8), (8, None, 8), (9, None, 16), (24, None, 32), (100, None, 128),
+    (100, 16, 16), (100, 20, 32), (0, None, 8)])
+def test_a_call_has_a_power_of_two_rows_per_device(mesh8, n, limit, rows):
+  assert sharding.call_rows(n, mesh8, limit) == rows
+
+
+def test_map_rows_pads_each_call_and_drops_what_the_padding_gave(mesh8):
+  calls = []
+  def per_device(x, y):
+    return x * 2 + y[:, None], jnp.sum(x, axis=1)
+  step = sharding.data_parallel(per_device, mesh8, in_specs=(P(sharding.DATA),) * 2,
+                                out_specs=(P(sharding.DATA),) * 2)
+  def fn(rows):
+    calls.append(rows[0].shape)
+    return step(*rows)
+  x = np.arange(37 * 3, dtype=np.float32).reshape(37, 3)
+  y = np.arange(37, dtype=np.float32)
+  doubled, sums = sharding.map_rows(fn, (x, y), mesh8, limit=16)
+  np.testing.assert_array_equal(doubled, x * 2 + y[:, None])
+  np.testing.assert_array_equal(sums, x.sum(axis=1))
+  assert calls == [(16, 3)] * 3  # 16 + 16 + 5 rows, the last call padded to the same shape
