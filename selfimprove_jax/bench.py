@@ -28,12 +28,15 @@ import numpy as np
 from absl import app, flags
 from ml_collections import config_flags
 
-from selfimprove_jax import files, loop, peers, sampling, sharding
-from selfimprove_jax import data as data_lib
-from selfimprove_jax import model as model_lib
-from selfimprove_jax import train as train_lib
-from selfimprove_jax.errors import UserError
-from selfimprove_jax.tokenizer import BOS, EOS
+from selfimprove_jax import peers
+from selfimprove_jax.base import files
+from selfimprove_jax.base.errors import UserError
+from selfimprove_jax.core import sampling, sharding
+from selfimprove_jax.core import data as data_lib
+from selfimprove_jax.core import model as model_lib
+from selfimprove_jax.core import train as train_lib
+from selfimprove_jax.core.tokenizer import BOS, EOS
+from selfimprove_jax.run import loop
 
 FLAGS = flags.FLAGS
 

@@ -13,7 +13,8 @@ from pathlib import Path
 
 from absl import app, flags
 
-from selfimprove_jax import report
+from selfimprove_jax.base import files
+from selfimprove_jax.text import report
 
 _OUT = flags.DEFINE_string("out", None, "Where to write the comparison figure (PNG).",
                            required=True)
@@ -25,7 +26,7 @@ def load_run(workdir: Path) -> tuple[str, list[dict], dict]:
   metrics, human = workdir / "metrics.jsonl", workdir / "human.json"
   if not metrics.exists() or not human.exists():
     raise ValueError(f"{workdir} holds no language-model run (no metrics.jsonl or human.json)")
-  history = report.read_metrics(metrics)
+  history = files.read_metrics(metrics)
   if not history or "heldout_nll" not in history[0]:
     raise ValueError(f"{metrics} has no collapse metrics; is it a task-mode run?")
   return history[0]["data_policy"], history, json.loads(human.read_text())

@@ -24,8 +24,9 @@ import ml_collections
 from absl import app, flags
 from ml_collections import config_flags
 
-from selfimprove_jax import files, loop, report
-from selfimprove_jax.errors import UserError
+from selfimprove_jax.base import display, files
+from selfimprove_jax.base.errors import UserError
+from selfimprove_jax.run import loop
 
 ARMS = ("none", "majority_vote", "confidence", "self_judge", "verifier")
 
@@ -47,7 +48,7 @@ def load_arms(workdir: Path, only=None) -> dict[str, list[dict]]:
   for metrics in sorted(workdir.glob("*/metrics.jsonl")):
     arm = metrics.parent.name
     if only is None or arm in only:
-      runs[arm] = report.read_metrics(metrics)
+      runs[arm] = files.read_metrics(metrics)
   if not runs:
     wanted = f" of the arms {list(only)}" if only is not None else ""
     raise UserError(f"--baseline {workdir} holds no finished run{wanted} "
@@ -77,7 +78,7 @@ def markdown_table(runs: dict[str, list[dict]], trained_max: int) -> str:
 
 
 def plot(runs: dict[str, list[dict]], path: Path) -> None:
-  plt = report.pyplot()
+  plt = display.pyplot()
   fig, (acc, prec, hard, secs) = plt.subplots(1, 4, figsize=(18, 4))
   hardest = max(int(d) for h in runs.values() for d in h[-1]["accuracy"])
   for arm, history in runs.items():
@@ -103,7 +104,7 @@ def plot(runs: dict[str, list[dict]], path: Path) -> None:
     ax.legend(fontsize="small")
     if ax is not acc:
       ax.set_xticks(gens)
-  report.save(fig, path)
+  display.save(fig, path)
 
 
 _CONFIG = config_flags.DEFINE_config_file(

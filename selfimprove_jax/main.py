@@ -12,8 +12,10 @@ import jax
 from absl import app, flags
 from ml_collections import config_flags
 
-from selfimprove_jax import experiment, loop, preemption, sharding
-from selfimprove_jax.errors import UserError
+from selfimprove_jax.base import preemption
+from selfimprove_jax.base.errors import UserError
+from selfimprove_jax.core import sharding
+from selfimprove_jax.run import experiment, loop
 
 _DEFAULT_CONFIG = str(Path(__file__).resolve().parents[1] / "configs" / "default.py")
 

@@ -18,7 +18,7 @@ import contextlib
 
 import numpy as np
 
-from selfimprove_jax import model as model_lib
+from selfimprove_jax.core import model as model_lib
 
 
 def _torch():

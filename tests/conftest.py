@@ -25,7 +25,7 @@ os.environ.update(JAX_COMPILATION_CACHE_DIR=_CACHE, JAX_PERSISTENT_CACHE_MIN_COM
 import jax  # noqa: E402  (must come after the flags above)
 import pytest  # noqa: E402
 
-from selfimprove_jax import sharding  # noqa: E402
+from selfimprove_jax.core import sharding  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -57,7 +57,7 @@ class StopRun(Exception):
 def stop_at(monkeypatch):
   """stop_at(g, step): the next run raises StopRun right after training step `step` of
   generation g (and any progress checkpoint due there), as a crash would leave it."""
-  from selfimprove_jax import loop
+  from selfimprove_jax.run import loop
 
   def arm(g: int, step: int) -> None:
     original = loop.Progress.after_step

@@ -59,7 +59,10 @@ _ACTION = [signal.SIGKILL]
 
 def _arm(point: str) -> None:
   """Installs the hook that kills this process at `point` ("" for none)."""
-  from selfimprove_jax import experiment, files, labelling, sampling
+  from selfimprove_jax.run import experiment
+  from selfimprove_jax.base import files
+  from selfimprove_jax.grading import labelling
+  from selfimprove_jax.core import sampling
   import orbax.checkpoint as ocp
 
   if not point:

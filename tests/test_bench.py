@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from selfimprove_jax import bench
-from selfimprove_jax import model as model_lib
+from selfimprove_jax.core import model as model_lib
 
 CFG = model_lib.ModelConfig(vocab_size=49, num_layers=2, embed_dim=64, num_heads=4, mlp_dim=128,
                             pos_encoding="rope")

@@ -7,7 +7,7 @@ import jax
 import numpy as np
 import pytest
 
-from selfimprove_jax import checkpoint
+from selfimprove_jax.run import checkpoint
 
 
 def arrays(seed: int):

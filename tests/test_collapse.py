@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from selfimprove_jax import collapse
+from selfimprove_jax.text import collapse
 
 
 def test_kl_of_a_distribution_with_itself_is_zero_and_known_pairs_are_exact():

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from selfimprove_jax import compare_scorers
-from selfimprove_jax.errors import UserError
+from selfimprove_jax.base.errors import UserError
 
 
 def history(precisions, final_accuracy, seconds=30.0):

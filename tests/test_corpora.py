@@ -8,7 +8,7 @@ from hypothesis import given, settings
 import tensorflow_datasets as tfds  # a core dependency: a broken import fails, never skips
 from hypothesis import strategies as st
 
-from selfimprove_jax import corpora
+from selfimprove_jax.text import corpora
 
 SMALL_LANGUAGE = dict(vocab_size=40, num_classes=4, mean_words=4.0, max_words=8)
 

@@ -1,7 +1,7 @@
 import pytest
 
-from selfimprove_jax import curriculum
-from selfimprove_jax.curriculum import Curriculum
+from selfimprove_jax.grading import curriculum
+from selfimprove_jax.grading.curriculum import Curriculum
 
 
 def test_labels_just_past_the_frontier_and_advances_only_when_the_gate_passes():

@@ -4,8 +4,8 @@ import sys
 
 import tensorflow_datasets as tfds  # a core dependency: a broken import fails, never skips
 
-from selfimprove_jax import datasets
-from selfimprove_jax.tasks import get_task
+from selfimprove_jax.grading import datasets
+from selfimprove_jax.grading.tasks import get_task
 
 
 def small(seed=0):

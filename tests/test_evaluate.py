@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from selfimprove_jax import evaluate
-from selfimprove_jax.sampling import SampleOutput
-from selfimprove_jax.tasks import Problem, get_task
-from selfimprove_jax.tokenizer import EOS, PAD, CharTokenizer
+from selfimprove_jax.core.sampling import SampleOutput
+from selfimprove_jax.core.tokenizer import CharTokenizer, EOS, PAD
+from selfimprove_jax.grading import evaluate
+from selfimprove_jax.grading.tasks import Problem, get_task
 
 TOK = CharTokenizer()
 TASK = get_task("reverse_addition")

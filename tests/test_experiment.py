@@ -7,7 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from selfimprove_jax import config_files, experiment
+from selfimprove_jax import config_files
+from selfimprove_jax.run import experiment
 
 CONFIGS = {name: config_files.load(name) for name in ("tiny", "collapse")}
 FIELDS = {name: sorted(experiment._flat(json.loads(c.to_json_best_effort())))

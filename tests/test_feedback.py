@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 
 from selfimprove_jax import feedback
-from selfimprove_jax.errors import UserError
-from selfimprove_jax.files import FileError
-from selfimprove_jax.tasks import Problem, get_task
-from selfimprove_jax.tokenizer import CharTokenizer
+from selfimprove_jax.base.errors import UserError
+from selfimprove_jax.base.files import FileError
+from selfimprove_jax.core.tokenizer import CharTokenizer
+from selfimprove_jax.grading import ratings as ratings_lib
+from selfimprove_jax.grading.tasks import Problem, get_task
 
 TASK, TOK = get_task("reverse_addition"), CharTokenizer()
 
@@ -27,7 +28,7 @@ def test_ratings_are_averaged_per_answer_and_prompts_kept_in_file_order(tmp_path
       {"prompt": "999+1=", "completion": "0001", "rating": 0.25},
       {"prompt": "12+34=", "completion": "46", "rating": 0.5},
       {"prompt": "12+34=", "completion": "47", "rating": False}])
-  ratings = feedback.load(path, TASK, TOK)
+  ratings = ratings_lib.load(path, TASK, TOK)
   assert ratings.mean == {("12+34=", "46"): 0.75, ("999+1=", "0001"): 0.25, ("12+34=", "47"): 0.0}
   assert ratings.count[("12+34=", "46")] == 2
   # The problems behind the prompts, with ground truth for measurement: 21 + 43 = 64.
@@ -57,15 +58,15 @@ GOOD = {"prompt": "12+34=", "completion": "46", "rating": 1}
 def test_a_bad_line_is_refused_naming_file_line_and_field(tmp_path, bad, message):
   path = write(tmp_path, [GOOD, "", bad, GOOD])
   with pytest.raises(FileError, match=message):
-    feedback.load(path, TASK, TOK)
+    ratings_lib.load(path, TASK, TOK)
   assert path.read_text().count("\n") == 4  # the file is left as it was
 
 
 def test_a_missing_or_empty_file_is_refused(tmp_path):
   with pytest.raises(UserError, match="feedback.file .*nowhere.jsonl does not exist"):
-    feedback.load(tmp_path / "nowhere.jsonl", TASK, TOK)
+    ratings_lib.load(tmp_path / "nowhere.jsonl", TASK, TOK)
   with pytest.raises(UserError, match="holds no ratings"):
-    feedback.load(write(tmp_path, [""]), TASK, TOK)
+    ratings_lib.load(write(tmp_path, [""]), TASK, TOK)
 
 
 def test_blend_weighs_rating_against_self_score_and_says_where_each_came_from():
@@ -73,21 +74,21 @@ def test_blend_weighs_rating_against_self_score_and_says_where_each_came_from():
   valid = np.array([[1, 1, 0, 1]], bool)
   rating = np.array([[1.0, 0.0, 1.0, 0.0]])
   rated = np.array([[1, 1, 1, 0]], bool)
-  score, source = feedback.blend(self_score, valid, rating, rated, weight=0.25, has_self=True)
+  score, source = ratings_lib.blend(self_score, valid, rating, rated, weight=0.25, has_self=True)
   # 0.25 * 1 + 0.75 * 0.5; 0.25 * 0 + 0.75 * 0.8; ruled out stays 0; unrated keeps its own.
   np.testing.assert_allclose(score, [[0.625, 0.6, 0.0, 0.4]])
   assert source.tolist() == [["blend", "blend", "self", "self"]]
-  score, source = feedback.blend(self_score, valid, rating, rated, weight=1.0, has_self=True)
+  score, source = ratings_lib.blend(self_score, valid, rating, rated, weight=1.0, has_self=True)
   np.testing.assert_allclose(score, [[1.0, 0.0, 0.0, 0.4]])
   # With no self-scorer the rating is the score, and unrated answers are not kept.
-  score, source = feedback.blend(np.zeros((1, 4)), valid, rating, rated, weight=0.25,
+  score, source = ratings_lib.blend(np.zeros((1, 4)), valid, rating, rated, weight=0.25,
                                  has_self=False)
   np.testing.assert_allclose(score, [[1.0, 0.0, 0.0, 0.0]])
   assert source.tolist() == [["feedback", "feedback", "self", "self"]]
 
 
 def test_rated_prompts_join_the_generation_and_their_answers_are_blended(tmp_path):
-  from selfimprove_jax import loop
+  from selfimprove_jax.run import loop
   from test_loop import tiny
   rng = np.random.default_rng(5)
   prompts = [TASK.generate(rng, 3).prompt for _ in range(32)]  # tiny labels 3 digits first
@@ -128,7 +129,7 @@ def test_rated_prompts_join_the_generation_and_their_answers_are_blended(tmp_pat
 
 
 def test_a_bad_feedback_file_stops_the_run_before_the_workdir_is_made(tmp_path):
-  from selfimprove_jax import loop
+  from selfimprove_jax.run import loop
   from test_loop import tiny
   config = tiny(scorer="majority_vote,feedback")
   config.feedback.file = str(write(tmp_path, [GOOD, {"prompt": "12+34=", "rating": 1}]))

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from selfimprove_jax import files
+from selfimprove_jax.base import files
 
 FIELDS = dict(generation=int, prompt=str, kept=bool)
 

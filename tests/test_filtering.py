@@ -1,8 +1,9 @@
 import numpy as np
 import pytest
 
-from selfimprove_jax import filtering
-from selfimprove_jax.filtering import Example, Source
+from selfimprove_jax.core import mixture as mixture_lib
+from selfimprove_jax.core.mixture import Example, Source
+from selfimprove_jax.grading import filtering
 
 
 def test_threshold_keeps_every_passing_completion_but_never_a_zero():
@@ -44,40 +45,40 @@ KEPT = [Source.from_list("g1", ex("a", 300, 1)), Source.from_list("g2", ex("b", 
 
 
 def test_accumulate_draws_uniformly_from_truth_and_every_generation():
-  mixture = filtering.training_mixture("accumulate", TRUTH, KEPT, mix_fraction=0.5)
+  mixture = mixture_lib.training_mixture("accumulate", TRUTH, KEPT, mix_fraction=0.5)
   assert mixture.size == 1000
   assert weights(mixture) == {"truth": 0.6, "g1": 0.3, "g2": 0.1}
   assert drawn_generations(mixture) == {0, 1, 2}
   # A generation that kept nothing is no source at all.
   empty = KEPT + [Source.from_list("g3", [])]
-  assert weights(filtering.training_mixture("accumulate", TRUTH, empty, 0.5)) == weights(mixture)
+  assert weights(mixture_lib.training_mixture("accumulate", TRUTH, empty, 0.5)) == weights(mixture)
 
 
 def test_replace_trains_on_the_newest_labels_only():
-  mixture = filtering.training_mixture("replace", TRUTH, KEPT, mix_fraction=0.5)
+  mixture = mixture_lib.training_mixture("replace", TRUTH, KEPT, mix_fraction=0.5)
   assert weights(mixture) == {"g2": 1.0} and drawn_generations(mixture) == {2}
   empty = [Source.from_list("g1", [])]
-  assert filtering.training_mixture("replace", TRUTH, empty, 0.5) is None
+  assert mixture_lib.training_mixture("replace", TRUTH, empty, 0.5) is None
 
 
 def test_mix_holds_the_ground_truth_share_fixed():
-  mixture = filtering.training_mixture("mix", TRUTH, KEPT, mix_fraction=0.25)
+  mixture = mixture_lib.training_mixture("mix", TRUTH, KEPT, mix_fraction=0.25)
   assert weights(mixture) == {"truth": 0.25, "g2": 0.75}
   assert drawn_generations(mixture) == {0, 2}
   # Before any label is kept, ground truth alone.
-  assert weights(filtering.training_mixture("mix", TRUTH, [], 0.25)) == {"truth": 1.0}
+  assert weights(mixture_lib.training_mixture("mix", TRUTH, [], 0.25)) == {"truth": 1.0}
 
 
 def test_a_share_added_scales_the_others_down():
-  mixture = filtering.with_share(filtering.training_mixture("mix", TRUTH, KEPT, 0.25),
+  mixture = mixture_lib.with_share(mixture_lib.training_mixture("mix", TRUTH, KEPT, 0.25),
                                  Source.from_list("lessons", ex("j", 10, 2)), 0.2)
   assert weights(mixture) == pytest.approx({"truth": 0.2, "g2": 0.6, "lessons": 0.2})
-  assert filtering.with_share(mixture, Source.from_list("none", []), 0.5) is mixture
+  assert mixture_lib.with_share(mixture, Source.from_list("none", []), 0.5) is mixture
 
 
 def test_draws_are_reproducible_and_span_each_source():
   truth = Source.from_list("truth", ex("t", 50, 0))
-  mixture = filtering.training_mixture("accumulate", truth, [], 0.5)
+  mixture = mixture_lib.training_mixture("accumulate", truth, [], 0.5)
   a = mixture.draw(np.random.default_rng(3), 500)
   assert a == mixture.draw(np.random.default_rng(3), 500)
   assert len({r.prompt for r in a}) == 50
@@ -87,6 +88,6 @@ def test_draws_are_reproducible_and_span_each_source():
 def test_unknown_policy_and_keep_name_the_field():
   truth = Source.from_list("truth", ex("t", 5, 0))
   with pytest.raises(ValueError, match="^data_policy must be one of"):
-    filtering.training_mixture("forget", truth, [], 0.5)
+    mixture_lib.training_mixture("forget", truth, [], 0.5)
   with pytest.raises(ValueError, match="^filter.keep must be one of"):
     filtering.select(np.ones((1, 1)), 0.5, "all")

@@ -8,11 +8,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from selfimprove_jax import judge
-from selfimprove_jax import model as model_lib
-from selfimprove_jax.filtering import Example, Source
-from selfimprove_jax.tasks import get_task
-from selfimprove_jax.tokenizer import CharTokenizer
+from selfimprove_jax.core import model as model_lib
+from selfimprove_jax.core.mixture import Example, Source
+from selfimprove_jax.core.tokenizer import CharTokenizer
+from selfimprove_jax.grading import judge
+from selfimprove_jax.grading.tasks import get_task
 
 TASK = get_task("reversal")
 
@@ -121,7 +121,7 @@ def test_quality_measures_verdicts_against_the_truth():
 def test_a_short_judge_run_learns_from_truth_then_only_from_itself(tmp_path):
   import json
 
-  from selfimprove_jax import loop
+  from selfimprove_jax.run import loop
   from test_loop import tiny
   config = tiny(scorer="length,self_judge", generations=1)
   history = loop.run(config, str(tmp_path))

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from selfimprove_jax import labelling
-from selfimprove_jax.tasks import get_task
+from selfimprove_jax.grading import labelling
+from selfimprove_jax.grading.tasks import get_task
 
 TASK = get_task("reverse_addition")
 

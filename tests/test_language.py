@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from selfimprove_jax.language import Language
+from selfimprove_jax.text.language import Language
 
 
 def test_probabilities_of_all_sentences_sum_to_one():

@@ -7,9 +7,13 @@ import numpy as np
 import pytest
 
 from conftest import StopRun
-from selfimprove_jax import config_files, data, filtering, lm, loop, sampling
-from selfimprove_jax.experiment import UserError
-from selfimprove_jax.tokenizer import BOS, EOS, PAD, TEXT_ALPHABET, CharTokenizer
+from selfimprove_jax import config_files
+from selfimprove_jax.core import data, sampling
+from selfimprove_jax.core import mixture as mixture_lib
+from selfimprove_jax.core.tokenizer import BOS, CharTokenizer, EOS, PAD, TEXT_ALPHABET
+from selfimprove_jax.text import lm
+from selfimprove_jax.run import loop
+from selfimprove_jax.run.experiment import UserError
 
 
 def small_lm(policy="replace", **overrides):
@@ -43,12 +47,12 @@ def test_packing_puts_whole_texts_end_to_end_and_weights_every_character():
 
 def test_data_policies_compose_human_and_synthetic_text():
   human = lm.human_source(["human one", "human two"])
-  gens = [filtering.Source.from_list(f"g{g}", [filtering.Example("", f"synthetic {g}", 0, g)])
+  gens = [mixture_lib.Source.from_list(f"g{g}", [mixture_lib.Example("", f"synthetic {g}", 0, g)])
           for g in (1, 2)]
   rng = np.random.default_rng(0)
 
   def drawn(policy):
-    mixture = filtering.training_mixture(policy, human, gens, 0.1)
+    mixture = mixture_lib.training_mixture(policy, human, gens, 0.1)
     return [x.completion for x in mixture.draw(rng, 4000)]
 
   replace, accumulate, mix = drawn("replace"), drawn("accumulate"), drawn("mix")

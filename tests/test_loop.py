@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 
 from conftest import StopRun
-from selfimprove_jax import config_files, experiment, loop
-from selfimprove_jax import train as train_lib
-from selfimprove_jax.errors import UserError
+from selfimprove_jax import config_files
+from selfimprove_jax.base.errors import UserError
+from selfimprove_jax.core import train as train_lib
+from selfimprove_jax.run import experiment, loop
 
 REQUIRED = {"generation", "difficulty", "scorer", "accuracy", "kept", "kept_precision",
             "tokens_sampled", "tokens_trained", "seconds"}

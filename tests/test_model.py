@@ -3,7 +3,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from selfimprove_jax import model as model_lib
+from selfimprove_jax.core import model as model_lib
 
 TOL = 1e-5  # float32: cached and full attention differ only by summation order
 

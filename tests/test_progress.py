@@ -2,7 +2,7 @@
 
 import io
 
-from selfimprove_jax import progress
+from selfimprove_jax.base import progress
 
 
 class Terminal(io.StringIO):

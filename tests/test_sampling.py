@@ -3,9 +3,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from selfimprove_jax import model as model_lib
-from selfimprove_jax import sampling, sharding
-from selfimprove_jax.tokenizer import BOS, EOS, PAD
+from selfimprove_jax.core import sampling, sharding
+from selfimprove_jax.core import model as model_lib
+from selfimprove_jax.core.tokenizer import BOS, EOS, PAD
 
 V = 32  # fake vocabulary
 LIMIT = 8  # the fake model says EOS once it sees this many real tokens

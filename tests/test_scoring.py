@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from selfimprove_jax import scoring
-from selfimprove_jax.tasks import Problem, get_task
+from selfimprove_jax.grading import scoring
+from selfimprove_jax.grading.tasks import Problem, get_task
 
 TASK = get_task("reverse_addition")
 

@@ -17,15 +17,16 @@ import sys
 import pytest
 
 import crash_harness as harness
-from selfimprove_jax import loop, tasks
+from selfimprove_jax.grading import tasks
+from selfimprove_jax.run import loop
 from test_loop import tiny
 
 # The places allowed to ask whether an answer is right: the verifier scorer, and
 # measurement (kept-label precision, the judge lessons' truth, evaluation).
-VERIFIER = ("selfimprove_jax.scoring", "verifier.<locals>.score")
-MEASUREMENT = {("selfimprove_jax.labelling", "filter_stage"),
-               ("selfimprove_jax.labelling", "label_stage"),
-               ("selfimprove_jax.evaluate", "grade")}
+VERIFIER = ("selfimprove_jax.grading.scoring", "verifier.<locals>.score")
+MEASUREMENT = {("selfimprove_jax.grading.labelling", "filter_stage"),
+               ("selfimprove_jax.grading.labelling", "label_stage"),
+               ("selfimprove_jax.grading.evaluate", "grade")}
 
 
 def config(generations: int):

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from jax.sharding import PartitionSpec as P
 
-from selfimprove_jax import sharding
+from selfimprove_jax.core import sharding
 
 
 @pytest.mark.parametrize("n, limit, rows", [

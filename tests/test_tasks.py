@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from selfimprove_jax import tasks
-from selfimprove_jax.tokenizer import CharTokenizer
+from selfimprove_jax.core.tokenizer import CharTokenizer
+from selfimprove_jax.grading import tasks
 
 
 def solve(name, prompt):

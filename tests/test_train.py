@@ -3,10 +3,10 @@ import numpy as np
 import optax
 import pytest
 
-from selfimprove_jax import data, sharding
-from selfimprove_jax import model as model_lib
-from selfimprove_jax import train as train_lib
-from selfimprove_jax.tokenizer import CharTokenizer
+from selfimprove_jax.core import data, sharding
+from selfimprove_jax.core import model as model_lib
+from selfimprove_jax.core import train as train_lib
+from selfimprove_jax.core.tokenizer import CharTokenizer
 
 TOK = CharTokenizer()
 CFG = model_lib.ModelConfig(vocab_size=TOK.vocab_size, num_layers=2, embed_dim=32, num_heads=4,

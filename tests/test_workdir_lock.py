@@ -8,7 +8,8 @@ import socket
 import pytest
 
 import crash_harness as harness
-from selfimprove_jax import experiment, workdir_lock
+from selfimprove_jax.base import workdir_lock
+from selfimprove_jax.run import experiment
 
 
 def snapshot(workdir):

@@ -29,11 +29,12 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import PartitionSpec as P
 
-from selfimprove_jax import data, scoring, sharding
-from selfimprove_jax import model as model_lib
-from selfimprove_jax.filtering import Example, Source
-from selfimprove_jax.tasks import Task
-from selfimprove_jax.train import member
+from selfimprove_jax.core import data, sharding
+from selfimprove_jax.core import model as model_lib
+from selfimprove_jax.core.mixture import Example, Source
+from selfimprove_jax.core.train import member
+from selfimprove_jax.grading import scoring
+from selfimprove_jax.grading.tasks import Task
 
 YES, NO = "y", "n"
 

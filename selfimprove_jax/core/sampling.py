@@ -26,10 +26,9 @@ from flax import struct
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from selfimprove_jax import data
-from selfimprove_jax import model as model_lib
-from selfimprove_jax import sharding
-from selfimprove_jax.tokenizer import EOS, PAD
+from selfimprove_jax.core import data, sharding
+from selfimprove_jax.core import model as model_lib
+from selfimprove_jax.core.tokenizer import EOS, PAD
 
 # ----------------------------------------------------------------------------
 # Sampling methods: logits [B, V] and per-row keys [B] -> tokens [B].

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow_datasets as tfds
 
-from selfimprove_jax.tasks import Problem, get_task
+from selfimprove_jax.grading.tasks import Problem, get_task
 
 _CHUNK = 4096  # problems per rng stream: any example can be regenerated from (seed, split, chunk)
 

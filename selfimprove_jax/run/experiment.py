@@ -19,14 +19,19 @@ import ml_collections
 import numpy as np
 from jax.sharding import PartitionSpec as P
 
-from selfimprove_jax import checkpoint, curriculum, data, feedback, files, filtering, labelling, lm
-from selfimprove_jax import sampling, scoring, sharding, workdir_lock
-from selfimprove_jax.errors import UserError
-from selfimprove_jax import model as model_lib
-from selfimprove_jax import train as train_lib
-from selfimprove_jax.filtering import Example, Mixture, Source
-from selfimprove_jax.tasks import Task, get_task
-from selfimprove_jax.tokenizer import TEXT_ALPHABET, CharTokenizer
+from selfimprove_jax.base import files, workdir_lock
+from selfimprove_jax.base.errors import UserError
+from selfimprove_jax.core import data, sampling, sharding
+from selfimprove_jax.core import mixture as mixture_lib
+from selfimprove_jax.core import model as model_lib
+from selfimprove_jax.core import train as train_lib
+from selfimprove_jax.core.mixture import Example, Mixture, Source
+from selfimprove_jax.core.tokenizer import CharTokenizer, TEXT_ALPHABET
+from selfimprove_jax.grading import curriculum, filtering, labelling, scoring
+from selfimprove_jax.grading import ratings as ratings_lib
+from selfimprove_jax.grading.tasks import Task, get_task
+from selfimprove_jax.text import lm
+from selfimprove_jax.run import checkpoint
 
 TRAIN_INIT = ("continue", "restart")
 MODES = ("task", "lm")
@@ -138,8 +143,8 @@ def check(config: ml_collections.ConfigDict, mesh) -> None:
     lm.check(config)
   else:
     _check_task(config)
-  if config.data_policy not in filtering.POLICIES:
-    raise ValueError(f"data_policy must be one of {list(filtering.POLICIES)}, "
+  if config.data_policy not in mixture_lib.POLICIES:
+    raise ValueError(f"data_policy must be one of {list(mixture_lib.POLICIES)}, "
                      f"got {config.data_policy!r}")
   if config.train.init not in TRAIN_INIT:
     raise ValueError(f"train.init must be one of {list(TRAIN_INIT)}, got {config.train.init!r}")
@@ -252,7 +257,7 @@ class Setup:
   sample_method: object
   mode: object  # labelling.TaskMode or lm.TextMode: what the loop asks of the mode (modes.py)
   text: lm.TextWorld | None = None  # LM mode only: the human text and its reference statistics
-  ratings: feedback.Ratings | None = None  # users' ratings, when the scorer has `feedback`
+  ratings: ratings_lib.Ratings | None = None  # users' ratings, when the scorer has `feedback`
   lock: workdir_lock.WorkdirLock | None = None  # held by process 0 until close()
   _samplers: dict = dataclasses.field(default_factory=dict)
   _steps: dict = dataclasses.field(default_factory=dict)
@@ -344,7 +349,7 @@ def build(config: ml_collections.ConfigDict, workdir: str | Path) -> Setup:
   try:
     check(config, mesh)
     if mode(config) == "task" and config.feedback.file:  # read before the workdir is touched
-      ratings = feedback.load(config.feedback.file, get_task(config.task), tokenizer(config))
+      ratings = ratings_lib.load(config.feedback.file, get_task(config.task), tokenizer(config))
     if workdir.exists() and not workdir.is_dir():
       raise ValueError(f"--workdir {workdir} exists and is not a directory")
     workdir.mkdir(parents=True, exist_ok=True)
@@ -397,7 +402,7 @@ def _build_in(config, workdir: Path, mesh, ratings, lock) -> "Setup":
       raise UserError(str(e)) from None
     ground_truth, eval_problems = lm.human_source(text.train), []
   else:
-    from selfimprove_jax import datasets  # tensorflow_datasets loads here, not with the package
+    from selfimprove_jax.grading import datasets  # tensorflow_datasets loads here, not with the package
     task = get_task(config.task)
     dataset = datasets.make_config(
         config.task, config.seed, (config.data.min_difficulty, config.data.max_difficulty),

@@ -15,11 +15,11 @@ import optax
 from flax import struct
 from jax.sharding import PartitionSpec as P
 
-from selfimprove_jax import model as model_lib
-from selfimprove_jax import sharding
-from selfimprove_jax.data import Batch
-from selfimprove_jax.errors import UserError
-from selfimprove_jax.sharding import DATA
+from selfimprove_jax.base.errors import UserError
+from selfimprove_jax.core import sharding
+from selfimprove_jax.core import model as model_lib
+from selfimprove_jax.core.data import Batch
+from selfimprove_jax.core.sharding import DATA
 
 SCHEDULES = ("cosine", "wsd", "constant")
 

@@ -32,13 +32,15 @@ import jax
 import ml_collections
 import numpy as np
 
-from selfimprove_jax import files, filtering, judge, labelling, preemption, progress, report
-from selfimprove_jax import sharding
-from selfimprove_jax import train as train_lib
-from selfimprove_jax.curriculum import Curriculum
-from selfimprove_jax.errors import UserError, first_line
-from selfimprove_jax.experiment import Setup, build
-from selfimprove_jax.filtering import Mixture, Source
+from selfimprove_jax.base import files, preemption, progress
+from selfimprove_jax.base.errors import UserError, first_line
+from selfimprove_jax.core import sharding
+from selfimprove_jax.core import mixture as mixture_lib
+from selfimprove_jax.core import train as train_lib
+from selfimprove_jax.core.mixture import Mixture, Source
+from selfimprove_jax.grading import judge, labelling
+from selfimprove_jax.grading.curriculum import Curriculum
+from selfimprove_jax.run.experiment import Setup, build
 
 SAMPLE, TRAIN, EVALUATE = 1, 2, 3  # stage ids folded into the generation's key
 
@@ -61,7 +63,7 @@ def data_stage(setup: Setup, state: LoopState) -> Mixture | None:
     mixture = Mixture((setup.ground_truth,), (1.0,))
   else:
     kept = [Source.from_list(f, labelling.read_labels(setup, f)) for f in state.label_files]
-    mixture = filtering.training_mixture(setup.config.data_policy, setup.ground_truth, kept,
+    mixture = mixture_lib.training_mixture(setup.config.data_policy, setup.ground_truth, kept,
                                          setup.config.data.mix_fraction)
   if not setup.judging:
     return mixture
@@ -70,7 +72,7 @@ def data_stage(setup: Setup, state: LoopState) -> Mixture | None:
   else:  # later: only from its own verdicts on the newest generation's samples
     relative = str(Path(state.label_files[-1]).with_name("judge.jsonl"))
     lessons = Source.from_list(relative, labelling.read_labels(setup, relative))
-  return filtering.with_share(mixture, lessons, setup.config.judge.fraction)
+  return mixture_lib.with_share(mixture, lessons, setup.config.judge.fraction)
 
 
 def train_stage(setup: Setup, g: int, train_state, mixture: Mixture, *, steps: int, start: int,
@@ -291,7 +293,7 @@ def resume(setup: Setup) -> tuple[LoopState, list[dict]]:
 
   # Lines after the checkpoint (if any) belong to nothing saved; a missing
   # line (a crash between checkpoint and log) comes back from the checkpoint.
-  history = [m for m in report.read_metrics(setup.workdir / "metrics.jsonl")
+  history = [m for m in files.read_metrics(setup.workdir / "metrics.jsonl")
              if m["generation"] <= state.generation]
   if state.generation >= 0 and (not history or history[-1]["generation"] < state.generation):
     history.append(ckpt.generation_meta(state.generation)["metrics"])

@@ -17,7 +17,7 @@ import logging
 import os
 from pathlib import Path
 
-from selfimprove_jax.errors import UserError
+from selfimprove_jax.base.errors import UserError
 
 
 class FileError(UserError):
@@ -138,3 +138,8 @@ def read_json(path: Path) -> dict:
   if not isinstance(value, dict):
     raise FileError(f"{path} must hold a JSON object, got {_describe(value)}")
   return value
+
+
+def read_metrics(path: Path) -> list[dict]:
+  """metrics.jsonl: one object per finished generation."""
+  return read_jsonl(path, {"generation": int})

@@ -18,7 +18,7 @@ import socket
 import time
 from pathlib import Path
 
-from selfimprove_jax.errors import UserError
+from selfimprove_jax.base.errors import UserError
 
 FILENAME = "run.lock"
 

@@ -26,8 +26,8 @@ from pathlib import Path
 import numpy as np
 import tensorflow_datasets as tfds
 
-from selfimprove_jax.language import Language
-from selfimprove_jax.tokenizer import TEXT_ALPHABET
+from selfimprove_jax.core.tokenizer import TEXT_ALPHABET
+from selfimprove_jax.text.language import Language
 _ALLOWED = frozenset(TEXT_ALPHABET)
 _READ_BLOCK = 1024  # records per batched read
 _TEXT_FEATURES = tfds.features.FeaturesDict({"text": tfds.features.Text()})

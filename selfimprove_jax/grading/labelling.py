@@ -15,12 +15,14 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from selfimprove_jax import data, evaluate, feedback, files, filtering, judge, preemption, progress
-from selfimprove_jax import report, sampling, scoring, sharding
-from selfimprove_jax.curriculum import Curriculum, gate_passes
-from selfimprove_jax.filtering import Example
-from selfimprove_jax.modes import Labels
-from selfimprove_jax.train import member
+from selfimprove_jax.base import files, preemption, progress
+from selfimprove_jax.base.modes import Labels
+from selfimprove_jax.core import data, sampling, sharding
+from selfimprove_jax.core.mixture import Example
+from selfimprove_jax.core.train import member
+from selfimprove_jax.grading import evaluate, filtering, judge, report, scoring
+from selfimprove_jax.grading import ratings as ratings_lib
+from selfimprove_jax.grading.curriculum import Curriculum, gate_passes
 
 # Labelling statistics copied into metrics.jsonl when a run produces them.
 _LABEL_METRICS = ("score_auc", "injected", "judge_auc", "judge_precision", "judge_recall",
@@ -104,7 +106,7 @@ def label_stage(setup, params, curriculum: Curriculum, g: int, key, rng) -> Labe
     has_self = any(n != "feedback" for n in scoring.parse(cfg.scorer))
     valid = cands.initially_valid() & ((scores > 0) if has_self else True)
     rating, rated = setup.ratings.lookup(cands.prompts, cands.completions)
-    scores, source = feedback.blend(scores, valid, rating, rated, cfg.feedback.weight, has_self)
+    scores, source = ratings_lib.blend(scores, valid, rating, rated, cfg.feedback.weight, has_self)
     stats["feedback_rated"] = int((rated & valid).sum())
   seconds["score"] = time.perf_counter() - tic
   tic = time.perf_counter()

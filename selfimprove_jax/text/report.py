@@ -1,66 +1,11 @@
-"""What a run leaves for people: metrics.jsonl, a summary table, and report.png."""
+"""What a text-mode run shows people: the collapse table, report.png, and runs compared."""
 
-import os
 from pathlib import Path
 
 import numpy as np
 
-from selfimprove_jax import files
-
-
-def read_metrics(path: Path) -> list[dict]:
-  """metrics.jsonl: one object per finished generation."""
-  return files.read_jsonl(path, {"generation": int})
-
-
-def _fmt(x, spec=".2f") -> str:
-  return "-" if x is None else format(x, spec)
-
-
-def table(history: list[dict], trained_max: int) -> str:
-  """One row per generation: what was labelled, how good the kept labels were, accuracy."""
-  difficulties = sorted({int(d) for m in history for d in m["accuracy"]})
-  head = (f"{'gen':>3} {'label':>5} {'kept':>6} {'prec':>5} {'cons':>5} {'gate':>4} "
-          f"{'front':>5} | " + " ".join(f"{('d' + str(d)) + ('*' if d <= trained_max else ''):>5}"
-                                        for d in difficulties) + " |  secs")
-  lines = [head, "-" * len(head)]
-  for m in history:
-    gate = {None: "-", True: "yes", False: "no"}[m["gate_passed"]]
-    acc = " ".join(f"{_fmt(m['accuracy'].get(str(d))):>5}" for d in difficulties)
-    lines.append(f"{m['generation']:>3} {_fmt(m['difficulty'], 'd'):>5} {m['kept']:>6} "
-                 f"{_fmt(m['kept_precision']):>5} {_fmt(m['self_consistency']):>5} {gate:>4} "
-                 f"{m['frontier']:>5} | {acc} | {sum(m['seconds'].values()):5.0f}")
-  lines.append("label: difficulty self-labelled; prec: kept labels truly right (ground truth, "
-               "measurement only);\ncons: self-consistency; front: frontier after the gate; "
-               "d*: difficulties in the ground-truth data")
-  return "\n".join(lines)
-
-
-def plot(history: list[dict], path: Path) -> None:
-  """Accuracy by difficulty, one line per generation; kept-label precision by generation."""
-  plt = pyplot()
-  fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
-  colors = plt.cm.viridis([i / max(1, len(history) - 1) for i in range(len(history))])
-  for m, color in zip(history, colors):
-    ds = sorted(int(d) for d in m["accuracy"])
-    left.plot(ds, [m["accuracy"][str(d)] for d in ds], marker="o", color=color,
-              label=f"gen {m['generation']}")
-  left.set(xlabel="difficulty", ylabel="greedy accuracy (ground truth)", ylim=(-0.02, 1.02),
-           title="accuracy by difficulty")
-  left.legend(fontsize="small", ncol=2)
-  labelled = [m for m in history if m["difficulty"] is not None]
-  gens = [m["generation"] for m in labelled]
-  right.plot(gens, [m["kept_precision"] if m["kept_precision"] is not None else float("nan")
-                    for m in labelled], marker="o", label="kept-label precision")
-  right.plot(gens, [m["self_consistency"] for m in labelled], marker="s",
-             label="self-consistency")
-  right.set(xlabel="generation", ylim=(-0.02, 1.02), title="self-labels", xticks=gens)
-  right.legend(fontsize="small")
-  save(fig, path)
-
-
-# ----------------------------------------------------------------------------
-# Language-model mode: collapse.
+from selfimprove_jax.base.display import fmt, pyplot, save
+from selfimprove_jax.text import collapse
 
 # (metrics key, column head, format) of the LM table, in order.
 _LM_COLUMNS = (("heldout_nll", "h-nll", ".3f"), ("kl_estimate", "kl", ".3f"),
@@ -70,8 +15,8 @@ _LM_COLUMNS = (("heldout_nll", "h-nll", ".3f"), ("kl_estimate", "kl", ".3f"),
 
 
 def _lm_row(name: str, m: dict) -> str:
-  cells = " ".join(f"{_fmt(m.get(key), spec):>6}" for key, _, spec in _LM_COLUMNS)
-  return f"{name:>5} {_fmt(m.get('kept'), 'd') if 'kept' in m else '-':>6} | {cells}"
+  cells = " ".join(f"{fmt(m.get(key), spec):>6}" for key, _, spec in _LM_COLUMNS)
+  return f"{name:>5} {fmt(m.get('kept'), 'd') if 'kept' in m else '-':>6} | {cells}"
 
 
 def lm_table(history: list[dict], human: dict) -> str:
@@ -88,7 +33,6 @@ def lm_table(history: list[dict], human: dict) -> str:
 
 
 def _histogram_lines(ax, histories: list[tuple[str, dict]], colors, **style):
-  from selfimprove_jax import collapse
   # The last bin holds impossible and off-scale samples: left out of the curve,
   # still counted in the total, so each curve's area is its share of plausible samples.
   centers = np.sqrt(collapse.PERPLEXITY_BINS[:-2] * collapse.PERPLEXITY_BINS[1:-1])
@@ -97,22 +41,6 @@ def _histogram_lines(ax, histories: list[tuple[str, dict]], colors, **style):
     ax.plot(centers, counts[:-1] / max(1.0, counts.sum()), color=color, label=label, **style)
   ax.set(xscale="log", xlabel="per-sample perplexity (impossible samples left out)",
          ylabel="share of all samples")
-
-
-def save(fig, path: Path) -> None:
-  import matplotlib.pyplot as plt
-  fig.tight_layout()
-  tmp = path.with_name("tmp_" + path.name)
-  fig.savefig(tmp, dpi=100)
-  plt.close(fig)
-  os.replace(tmp, path)
-
-
-def pyplot():
-  import matplotlib  # only here: the rest of the package runs without a plotting backend
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
-  return plt
 
 
 def lm_plot(history: list[dict], human: dict, path: Path) -> None:

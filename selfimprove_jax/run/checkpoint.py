@@ -27,9 +27,10 @@ from pathlib import Path
 import jax
 import orbax.checkpoint as ocp
 
-from selfimprove_jax import files, sharding
-from selfimprove_jax.errors import first_line
-from selfimprove_jax.files import WriteFailed
+from selfimprove_jax.base import files
+from selfimprove_jax.base.errors import first_line
+from selfimprove_jax.base.files import WriteFailed
+from selfimprove_jax.core import sharding
 
 
 def _manager(directory: Path, max_to_keep: int | None) -> ocp.CheckpointManager:

@@ -11,7 +11,7 @@ import jax
 import numpy as np
 from flax import struct
 
-from selfimprove_jax.tokenizer import BOS, PAD, CharTokenizer
+from selfimprove_jax.core.tokenizer import BOS, CharTokenizer, PAD
 
 LENGTH_BUCKET = 8  # the finest step that sequence lengths round up to (see bucket)
 

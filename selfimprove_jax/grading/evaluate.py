@@ -4,10 +4,10 @@ import dataclasses
 
 import numpy as np
 
-from selfimprove_jax import data
-from selfimprove_jax.sampling import Sampler
-from selfimprove_jax.tasks import Problem, Task
-from selfimprove_jax.tokenizer import CharTokenizer
+from selfimprove_jax.core import data
+from selfimprove_jax.core.sampling import Sampler
+from selfimprove_jax.core.tokenizer import CharTokenizer
+from selfimprove_jax.grading.tasks import Problem, Task
 
 
 @dataclasses.dataclass(frozen=True)

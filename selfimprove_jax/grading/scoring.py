@@ -29,7 +29,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from selfimprove_jax.tasks import Task
+from selfimprove_jax.grading.tasks import Task
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

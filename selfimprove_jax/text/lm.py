@@ -33,11 +33,13 @@ import time
 import ml_collections
 import numpy as np
 
-from selfimprove_jax import collapse, data, files, preemption, report, sharding
-from selfimprove_jax.filtering import Example, Source
-from selfimprove_jax.language import Language
-from selfimprove_jax.modes import Labels
-from selfimprove_jax.train import member
+from selfimprove_jax.base import files, preemption
+from selfimprove_jax.base.modes import Labels
+from selfimprove_jax.core import data, sharding
+from selfimprove_jax.core.mixture import Example, Source
+from selfimprove_jax.core.train import member
+from selfimprove_jax.text import collapse, report
+from selfimprove_jax.text.language import Language
 
 
 def check(config: ml_collections.ConfigDict) -> None:
@@ -79,7 +81,7 @@ class TextWorld:
 
 
 def prepare(config: ml_collections.ConfigDict, data_dir) -> TextWorld:
-  from selfimprove_jax import corpora  # tensorflow_datasets loads here, not with the package
+  from selfimprove_jax.text import corpora  # tensorflow_datasets loads here, not with the package
   cfg = config.lm
   procedural = cfg.source == "procedural"
   corpus = corpora.load(
