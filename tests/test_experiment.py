@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from selfimprove_jax import config_files
-from selfimprove_jax.run import experiment
+from selfimprove_jax.run import config_check, experiment
 
 CONFIGS = {name: config_files.load(name) for name in ("tiny", "collapse")}
 FIELDS = {name: sorted(experiment._flat(json.loads(c.to_json_best_effort())))
@@ -40,13 +40,13 @@ def test_every_field_and_value_passes_or_names_the_field(mesh8, name, data, valu
   field = data.draw(st.sampled_from(FIELDS[name]))
   config = with_value(name, field, value)
   try:
-    experiment.check(config, mesh8)
+    config_check.check(config, mesh8)
   except ValueError as e:
     message = str(e)
     assert "\n" not in message and len(message) < 400
     assert field in message or field.split(".")[-1] in message, (field, value, message)
   else:  # accepted: then it is of the type the run was written for (an int may stand for a float)
-    stock = type(experiment._field(CONFIGS[name], field))
+    stock = type(config_check._field(CONFIGS[name], field))
     assert type(value) is stock or (stock is float and type(value) is int), (field, value)
 
 
@@ -64,7 +64,7 @@ def test_every_field_and_value_passes_or_names_the_field(mesh8, name, data, valu
 ])
 def test_bad_values_are_named_with_what_is_accepted(mesh8, field, value, message):
   with pytest.raises(ValueError) as e:
-    experiment.check(with_value("tiny", field, value), mesh8)
+    config_check.check(with_value("tiny", field, value), mesh8)
   assert str(e.value).startswith(message)
 
 
@@ -72,17 +72,17 @@ def test_cudnn_attention_is_refused_without_a_gpu(mesh8):
   config = with_value("tiny", "model.dtype", "bfloat16")
   config.model.attention = "cudnn"
   with pytest.raises(ValueError, match="needs NVIDIA GPUs, and this run's devices are cpu"):
-    experiment.check(config, mesh8)
+    config_check.check(config, mesh8)
 
 
 def test_missing_and_unknown_fields_are_named(mesh8):
   d = CONFIGS["tiny"].to_dict()
   del d["train"]["log_every"]
   with pytest.raises(ValueError, match="^the config has no field train.log_every"):
-    experiment.check(ml_collections.ConfigDict(d), mesh8)
+    config_check.check(ml_collections.ConfigDict(d), mesh8)
   with pytest.raises(ValueError,
                      match=r"^model.depth is not a field; model takes \['attention', 'dtype'"):
-    experiment.check(with_value("tiny", "model.depth", 3), mesh8)
+    config_check.check(with_value("tiny", "model.depth", 3), mesh8)
 
 
 def test_start_over_renames_the_old_run_and_keeps_it(tmp_path):

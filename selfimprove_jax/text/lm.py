@@ -44,7 +44,7 @@ from selfimprove_jax.text.language import Language
 
 def check(config: ml_collections.ConfigDict) -> None:
   """How LM mode's fields must relate (their types and ranges are checked before, in
-  experiment.check); raises ValueError naming the first bad one."""
+  config_check.check); raises ValueError naming the first bad one."""
   cfg = config.lm
   if cfg.row_tokens < cfg.max_chars + 2:
     raise ValueError(f"lm.row_tokens must hold the longest text with BOS and EOS "
