@@ -82,7 +82,7 @@ def test_blend_weighs_rating_against_self_score_and_says_where_each_came_from():
   np.testing.assert_allclose(score, [[1.0, 0.0, 0.0, 0.4]])
   # With no self-scorer the rating is the score, and unrated answers are not kept.
   score, source = ratings_lib.blend(np.zeros((1, 4)), valid, rating, rated, weight=0.25,
-                                 has_self=False)
+                                     has_self=False)
   np.testing.assert_allclose(score, [[1.0, 0.0, 0.0, 0.0]])
   assert source.tolist() == [["feedback", "feedback", "self", "self"]]
 

@@ -71,7 +71,7 @@ def test_mix_holds_the_ground_truth_share_fixed():
 
 def test_a_share_added_scales_the_others_down():
   mixture = mixture_lib.with_share(mixture_lib.training_mixture("mix", TRUTH, KEPT, 0.25),
-                                 Source.from_list("lessons", ex("j", 10, 2)), 0.2)
+                                   Source.from_list("lessons", ex("j", 10, 2)), 0.2)
   assert weights(mixture) == pytest.approx({"truth": 0.2, "g2": 0.6, "lessons": 0.2})
   assert mixture_lib.with_share(mixture, Source.from_list("none", []), 0.5) is mixture
 

@@ -64,7 +64,7 @@ def data_stage(setup: Setup, state: LoopState) -> Mixture | None:
   else:
     kept = [Source.from_list(f, labelling.read_labels(setup, f)) for f in state.label_files]
     mixture = mixture_lib.training_mixture(setup.config.data_policy, setup.ground_truth, kept,
-                                         setup.config.data.mix_fraction)
+                                           setup.config.data.mix_fraction)
   if not setup.judging:
     return mixture
   if not state.label_files:  # generation 0: the judge learns from ground truth
