@@ -1,6 +1,6 @@
 """Kills a run with SIGKILL again and again, restarts it, and checks that nothing was lost.
 
-  python tests/crash_harness.py --kills=50        # the long version, 5-6 minutes on 2 cores
+  python tests/crash_harness.py --kills=50        # the long version, 4-6 minutes on 2 cores
 
 Each kill lands at a chosen place in the code, whatever the machine's speed:
 inside the sampler's loop after its first chunk, after scoring, between two
