@@ -110,8 +110,14 @@ def p_yes(setup, params, prompts, completions, rows_per_call: int = 1024) -> np.
     ids = setup.tok.encode(q, bos=True)
     tokens[r, :len(ids)], last[r] = ids, len(ids) - 1
   members = jax.tree.leaves(params)[0].shape[0]
-  return sum(sharding.map_rows(lambda rows: step(member(params, e), *rows), (tokens, last),
-                               setup.mesh, rows_per_call) for e in range(members)) / members
+  # Each call's rows are placed on the devices once and judged by every member.
+  per_member = sharding.map_rows(
+      lambda rows: tuple(step(member(params, e), *rows) for e in range(members)),
+      (tokens, last), setup.mesh, rows_per_call)
+  total = np.zeros(len(questions))  # float64: the members' verdicts summed as before
+  for verdict in per_member:
+    total += verdict
+  return total / members
 
 
 def verdicts(setup, params, cands: scoring.Candidates) -> np.ndarray:
