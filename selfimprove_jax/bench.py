@@ -259,7 +259,7 @@ def bench_generation():
       before, tic = compiles.count, time.perf_counter()
       state, metrics = loop.generation_step(setup, state)
       if sharding.is_writer():  # the workdir stays a run's, resumable by main
-        files.append_jsonl(setup.workdir / "metrics.jsonl", metrics)
+        files.append_jsonl(setup.workdir.path / "metrics.jsonl", metrics)
       report(bench="generation", generation=state.generation,
              seconds=round(time.perf_counter() - tic, 2),
              stages={k: round(v, 2) for k, v in metrics["seconds"].items()},

@@ -75,12 +75,12 @@ def _arm(point: str) -> None:
   g, n = int(g), int(n[0]) if n else 1
 
   if name == "sample":  # inside the sampler's chunk loop, after its first chunk of generation g
-    original_stage, original_chunks = labelling.sample_stage, sampling.Sampler.in_chunks
+    original_stage, original_chunks = labelling.TaskMode.sample, sampling.Sampler.in_chunks
     armed = [False]
-    def sample_stage(setup, params, curriculum, gen, key, rng):
+    def sample_stage(self, setup, params, curriculum, gen, key, rng):
       armed[0] = gen == g
       try:
-        return original_stage(setup, params, curriculum, gen, key, rng)
+        return original_stage(self, setup, params, curriculum, gen, key, rng)
       finally:
         armed[0] = False
     def in_chunks(self, params, prompts, key, rows_per_call, on_chunk=lambda rows: None):
@@ -89,14 +89,14 @@ def _arm(point: str) -> None:
           _die()  # SIGTERM: the handler sets its flag before on_chunk looks at it
         on_chunk(rows)
       return original_chunks(self, params, prompts, key, rows_per_call, after_chunk)
-    labelling.sample_stage, sampling.Sampler.in_chunks = sample_stage, in_chunks
+    labelling.TaskMode.sample, sampling.Sampler.in_chunks = sample_stage, in_chunks
   elif name == "score":  # scores computed, nothing filtered or written yet
-    original_filter = labelling.filter_stage
-    def filter_stage(setup, gen, *args, **kwargs):
+    original_filter = labelling.TaskMode.filter
+    def filter_stage(self, setup, gen, *args, **kwargs):
       if gen == g:
         _die()
-      return original_filter(setup, gen, *args, **kwargs)
-    labelling.filter_stage = filter_stage
+      return original_filter(self, setup, gen, *args, **kwargs)
+    labelling.TaskMode.filter = filter_stage
   elif name == "train":  # the n-th step this attempt runs in generation g, just dispatched
     original_step = experiment.Setup.train_step
     def train_step(self, gen):

@@ -1,7 +1,6 @@
 """The self-judge: its lessons (ground truth in generation 0, its own verdicts after),
 its verdicts on a real model, and how its quality is measured."""
 
-import types
 
 import jax
 import jax.numpy as jnp
@@ -9,6 +8,7 @@ import numpy as np
 import pytest
 
 from selfimprove_jax.core import model as model_lib
+from selfimprove_jax.core.devices import Devices
 from selfimprove_jax.core.mixture import Example, Source
 from selfimprove_jax.core.tokenizer import CharTokenizer
 from selfimprove_jax.grading import judge
@@ -94,11 +94,9 @@ def test_p_yes_is_the_share_of_y_against_n_after_the_question(mesh8):
   members = [model_lib.create(cfg, seed=s) for s in (0, 1)]
   graphdef = members[0][0]
   params = jax.tree.map(lambda *xs: jnp.stack(xs), *[p for _, p in members])
-  cache = {}
-  setup = types.SimpleNamespace(tok=tok, mesh=mesh8, graphdef=graphdef,
-                                compiled=lambda name, make: cache.setdefault(name, make()))
+  devices = Devices(mesh8, graphdef, cfg, tok)
   prompts, answers = ["abc>", "x>", "hello>"] * 4, ["cba", "x", "ollehh"] * 4
-  got = judge.p_yes(setup, params, prompts, answers, rows_per_call=8)  # two calls
+  got = judge.p_yes(devices, params, prompts, answers, rows_per_call=8)  # two calls
   y, n = tok.encode("y")[0], tok.encode("n")[0]
   for p, a in set(zip(prompts, answers)):
     want = []

@@ -33,7 +33,7 @@ def full_run(tmp_path_factory):
 
 def final_arrays(workdir):
   setup = loop.build(tiny(), str(workdir))
-  state = loop.restore(setup, setup.checkpoints.latest_generation())
+  state = loop.restore(setup, setup.workdir.checkpoints.latest_generation())
   setup.close()
   return jax.device_get(state.train)
 
@@ -134,7 +134,7 @@ def test_nonfinite_steps_in_a_row_stop_the_run_and_keep_the_last_checkpoint(full
   monkeypatch.undo()
   assert [m["generation"] for m in map(json.loads, (tmp_path / "metrics.jsonl").open())] == [0, 1, 2]
   setup = loop.build(tiny(), str(tmp_path))
-  assert setup.checkpoints.generations() == [0, 1, 2]
+  assert setup.workdir.checkpoints.generations() == [0, 1, 2]
   state = loop.restore(setup, 2)  # readable, and its weights are finite
   setup.close()
   assert all(np.isfinite(x).all() for x in jax.tree.leaves(jax.device_get(state.train.params)))

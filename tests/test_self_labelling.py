@@ -24,8 +24,8 @@ from test_loop import tiny
 # The places allowed to ask whether an answer is right: the verifier scorer, and
 # measurement (kept-label precision, the judge lessons' truth, evaluation).
 VERIFIER = ("selfimprove_jax.grading.scoring", "verifier.<locals>.score")
-MEASUREMENT = {("selfimprove_jax.grading.labelling", "filter_stage"),
-               ("selfimprove_jax.grading.labelling", "label_stage"),
+MEASUREMENT = {("selfimprove_jax.grading.labelling", "TaskMode.filter"),
+               ("selfimprove_jax.grading.labelling", "TaskMode.label"),
                ("selfimprove_jax.grading.evaluate", "grade")}
 
 

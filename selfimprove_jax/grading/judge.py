@@ -94,11 +94,12 @@ def _yes_probability(graphdef, verdict_ids, params, inputs, last):
   return jax.nn.softmax(at[:, list(verdict_ids)].astype(jnp.float32), axis=-1)[:, 0]
 
 
-def p_yes(setup, params, prompts, completions, rows_per_call: int = 1024) -> np.ndarray:
-  """[N] P("y") for each (prompt, completion), averaged over the ensemble's members."""
-  verdict_ids = tuple(setup.tok.encode(v)[0] for v in (YES, NO))
-  step = setup.compiled("judge", lambda: sharding.data_parallel(
-      functools.partial(_yes_probability, setup.graphdef, verdict_ids), setup.mesh,
+def p_yes(devices, params, prompts, completions, rows_per_call: int = 1024) -> np.ndarray:
+  """[N] P("y") for each (prompt, completion), averaged over the ensemble's members
+  (`devices`: core/devices.py)."""
+  verdict_ids = tuple(devices.tok.encode(v)[0] for v in (YES, NO))
+  step = devices.compiled("judge", lambda: sharding.data_parallel(
+      functools.partial(_yes_probability, devices.graphdef, verdict_ids), devices.mesh,
       in_specs=(P(), P(sharding.DATA), P(sharding.DATA)), out_specs=P(sharding.DATA)))
   questions = [question(p, c) for p, c in zip(prompts, completions)]
   if not questions:
@@ -107,24 +108,24 @@ def p_yes(setup, params, prompts, completions, rows_per_call: int = 1024) -> np.
   tokens = np.zeros((len(questions), width), np.int32)
   last = np.zeros(len(questions), np.int32)  # where "?" is: the verdict comes next
   for r, q in enumerate(questions):
-    ids = setup.tok.encode(q, bos=True)
+    ids = devices.tok.encode(q, bos=True)
     tokens[r, :len(ids)], last[r] = ids, len(ids) - 1
   members = jax.tree.leaves(params)[0].shape[0]
   # Each call's rows are placed on the devices once and judged by every member.
   per_member = sharding.map_rows(
       lambda rows: tuple(step(member(params, e), *rows) for e in range(members)),
-      (tokens, last), setup.mesh, rows_per_call)
+      (tokens, last), devices.mesh, rows_per_call)
   total = np.zeros(len(questions))  # float64: the members' verdicts summed as before
   for verdict in per_member:
     total += verdict
   return total / members
 
 
-def verdicts(setup, params, cands: scoring.Candidates) -> np.ndarray:
+def verdicts(devices, params, cands: scoring.Candidates) -> np.ndarray:
   """[N, K] P("y") for every valid candidate (0 for the rest), each distinct answer judged once."""
   valid = cands.initially_valid()
   pairs = sorted({(cands.prompts[i], cands.completions[i][j]) for i, j in zip(*np.nonzero(valid))})
-  judged = dict(zip(pairs, p_yes(setup, params, [p for p, _ in pairs], [c for _, c in pairs])))
+  judged = dict(zip(pairs, p_yes(devices, params, [p for p, _ in pairs], [c for _, c in pairs])))
   out = np.zeros(cands.shape)
   for i, j in zip(*np.nonzero(valid)):
     out[i, j] = judged[cands.prompts[i], cands.completions[i][j]]
@@ -141,13 +142,12 @@ def quality(p: np.ndarray, correct: np.ndarray, threshold: float) -> dict:
               judge_recall=float(yes[correct].mean()) if correct.any() else None)
 
 
-def evaluate(setup, params, problems) -> dict[str, float | None]:
+def evaluate(devices, task: Task, seed: int, params, problems) -> dict[str, float | None]:
   """AUC by difficulty on the evaluation problems, each with its answer and one near miss."""
-  rng = np.random.default_rng([setup.config.seed, 7])
+  rng = np.random.default_rng([seed, 7])
   prompts = [p.prompt for p in problems] * 2
-  completions = [p.answer for p in problems] + [setup.task.near_miss(p.answer, rng)
-                                                for p in problems]
-  p = p_yes(setup, params, prompts, completions)
+  completions = [p.answer for p in problems] + [task.near_miss(p.answer, rng) for p in problems]
+  p = p_yes(devices, params, prompts, completions)
   right = np.arange(len(prompts)) < len(problems)
   difficulty = np.array([q.difficulty for q in problems] * 2)
   return {str(d): scoring.auc(p[difficulty == d], right[difficulty == d])

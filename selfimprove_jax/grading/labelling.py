@@ -1,38 +1,44 @@
-"""Task mode's labelling: sample -> score -> filter, and the examples files it leaves.
+"""Task mode: sample -> score -> filter, the self-judge's lessons, and measurement.
 
-Each generation's labels are written once, whole, to
-`<workdir>/generations/<g>/examples.jsonl` (one row per distinct answer, with
-its score and where the score came from, whether it was kept, and whether
-ground truth says it is right), before training reads them back. With the
-self-judge, the judge's lessons go next to it, to `judge.jsonl`. Language-model
-mode has its own sampling (lm.label_stage) and writes the same files.
+A generation samples K answers from each ensemble member for fresh problems just
+past the frontier, scores them (scoring.py, judge.py, users' ratings), keeps the
+labels the filter lets through, and writes every distinct answer to its examples
+file (run/workdir.py) with its score, where the score came from, whether it was
+kept, and whether ground truth says it is right (measurement only). Greedy
+accuracy on the fixed evaluation problems is the measurement; the curriculum's
+gate decides whether the frontier moves.
 """
 
-import json
+import dataclasses
 import time
 from pathlib import Path
 
 import jax
 import numpy as np
 
-from selfimprove_jax.base import files, preemption, progress
+from selfimprove_jax.base import preemption, progress
 from selfimprove_jax.base.modes import Labels
-from selfimprove_jax.core import data, sampling, sharding
-from selfimprove_jax.core.mixture import Example
+from selfimprove_jax.core import data, sampling
+from selfimprove_jax.core.mixture import Source
 from selfimprove_jax.core.train import member
 from selfimprove_jax.grading import evaluate, filtering, judge, report, scoring
 from selfimprove_jax.grading import ratings as ratings_lib
 from selfimprove_jax.grading.curriculum import Curriculum, gate_passes
+from selfimprove_jax.grading.tasks import Task
 
 # Labelling statistics copied into metrics.jsonl when a run produces them.
 _LABEL_METRICS = ("score_auc", "injected", "judge_auc", "judge_precision", "judge_recall",
                   "judge_lessons", "judge_lesson_precision", "feedback_rated", "kept_by_source")
 
 
+@dataclasses.dataclass(eq=False)
 class TaskMode:
-  """Problems with answers (modes.py has the interface): the models' samples are
-  scored and filtered, the curriculum moves past the frontier when its gate passes,
-  and greedy accuracy against ground truth is the measurement."""
+  """Problems with answers (modes.py has the interface), and the world they come from."""
+  task: Task
+  ground_truth: Source  # the TFDS train split, read by index
+  eval_problems: list  # the TFDS eval split, in memory
+  judging: bool  # the models learn and use the self-judge (judge.py)
+  ratings: ratings_lib.Ratings | None = None  # users' ratings, when the scorer has `feedback`
 
   def curriculum(self, setup, frontier: int | None) -> Curriculum:
     cfg = setup.config
@@ -42,21 +48,28 @@ class TaskMode:
   def start(self, setup) -> None:
     del setup
 
-  def label(self, setup, params, curriculum: Curriculum, g: int, key, rng) -> Labels:
-    return label_stage(setup, params, curriculum, g, key, rng)
-
   def batches(self, setup, mixture):
-    seq_len, batch_size = setup.seq_len(mixture), setup.config.train.batch_size
+    longest = max(s.longest for s in mixture.sources) + 1  # BOS ... EOS, inputs drop one
+    seq_len, batch_size = data.bucket(longest), setup.config.train.batch_size
     def batch(rng):
       examples = mixture.draw(rng, batch_size)
-      return data.make_batch(setup.tok, [x.prompt for x in examples],
+      return data.make_batch(setup.devices.tok, [x.prompt for x in examples],
                              [x.completion for x in examples], seq_len)
     return batch
+
+  def lessons(self, setup, label_files: tuple[str, ...]) -> Source | None:
+    if not self.judging:
+      return None
+    if not label_files:  # generation 0: the judge learns from ground truth
+      return judge.ground_truth_source(self.task, self.ground_truth, setup.config.seed)
+    # Later: only from its own verdicts on the newest generation's samples.
+    relative = str(Path(label_files[-1]).with_name("judge.jsonl"))
+    return Source.from_list(relative, setup.workdir.read_labels(relative))
 
   def evaluate(self, setup, params, curriculum: Curriculum, stats: dict, g: int, key):
     del key  # greedy
     cfg = setup.config
-    evaluation = evaluate_stage(setup, params)
+    evaluation = self.accuracy(setup, params)
     passed = None
     if g > 0:
       passed = gate_passes(cfg.curriculum.gate, cfg.curriculum.gate_threshold,
@@ -74,127 +87,138 @@ class TaskMode:
 
   def report(self, setup, history: list[dict]) -> None:
     print(report.table(history, trained_max=setup.config.data.max_difficulty), flush=True)
-    report.plot(history, setup.workdir / "report.png")
+    report.plot(history, setup.workdir.path / "report.png")
+
+  def max_answer_tokens(self, problems) -> int:
+    # The longest plausible answer, one character of slack to see overruns, and EOS;
+    # bucketed, so a sampler serves several generations' difficulties. A row
+    # stops at its EOS, so the extra room costs only cache slots.
+    return data.bucket(max(self.task.answer_lengths(p.prompt)[1] for p in problems) + 2)
+
+  def accuracy(self, setup, params) -> dict:
+    """Greedy accuracy of member 0 on the fixed evaluation set, by difficulty; with the
+    self-judge, also how well it tells each answer from a near miss (AUC by difficulty)."""
+    devices = setup.devices
+    sampler = devices.sampler(sampling.Greedy(), self.max_answer_tokens(self.eval_problems))
+    graded = evaluate.grade(sampler, member(params, 0), devices.tok, self.task,
+                            self.eval_problems, jax.random.key(0))
+    accuracy = evaluate.accuracy_by_difficulty(graded)
+    out = dict(accuracy={str(d): a for d, a in accuracy.items()})
+    if self.judging:
+      out["judge_eval_auc"] = judge.evaluate(devices, self.task, setup.config.seed, params,
+                                             self.eval_problems)
+    return out
+
+  def label(self, setup, params, curriculum: Curriculum, g: int, key, rng) -> Labels:
+    """Sample -> score -> filter: generation g's examples-file rows, and the judge's
+    lessons (None without the self-judge)."""
+    cfg = setup.config
+    seconds, tic = {}, time.perf_counter()
+    problems, cands, stats = self.sample(setup, params, curriculum, g, key, rng)
+    seconds["sample"] = time.perf_counter() - tic
+    tic = time.perf_counter()
+    p_yes = judge.verdicts(setup.devices, params, cands) if self.judging else None
+    # Only `verifier` receives the problems: make_scorer hands them to nobody else.
+    scores = scoring.make_scorer(cfg.scorer, self.task, problems, p_yes)(cands)
+    source = np.full(cands.shape, "self", object)
+    if self.ratings:
+      has_self = any(n != "feedback" for n in scoring.parse(cfg.scorer))
+      valid = cands.initially_valid() & ((scores > 0) if has_self else True)
+      rating, rated = self.ratings.lookup(cands.prompts, cands.completions)
+      scores, source = ratings_lib.blend(scores, valid, rating, rated, cfg.feedback.weight,
+                                         has_self)
+      stats["feedback_rated"] = int((rated & valid).sum())
+    seconds["score"] = time.perf_counter() - tic
+    tic = time.perf_counter()
+    rows, filter_stats = self.filter(setup, g, problems, cands, scores, source, rng, p_yes)
+    seconds["filter"] = time.perf_counter() - tic
+    if self.ratings:
+      filter_stats["kept_by_source"] = {s: sum(r["kept"] and r["score_source"] == s for r in rows)
+                                        for s in ("self", "feedback", "blend")}
+    lessons = None
+    if self.judging:
+      lessons = judge.self_examples(self.task, rows, cfg.filter.threshold, rng, g)
+      by_prompt = {p.prompt: p for p in problems}
+      for lesson in lessons:  # measurement only: is the lesson's verdict true?
+        right = self.task.verify(by_prompt[lesson["about"]], lesson["proposed"])
+        lesson["correct"] = right == (lesson["completion"] == judge.YES)
+      stats["judge_lessons"] = len(lessons)
+      stats["judge_lesson_precision"] = (float(np.mean([x["correct"] for x in lessons]))
+                                         if lessons else None)
+    return Labels(rows=rows, lessons=lessons, stats=stats | filter_stats, seconds=seconds)
+
+  def sample(self, setup, params, curriculum: Curriculum, g: int, key, rng):
+    """K samples from each ensemble member for fresh problems just past the frontier."""
+    cfg, tok = setup.config.sample, setup.devices.tok
+    difficulties = curriculum.next_difficulties()
+    # Prompts users rated at these difficulties come first, so the ratings meet fresh answers.
+    rated = self.ratings.at(difficulties)[:cfg.prompts_per_generation] if self.ratings else []
+    problems = rated + self.task.batch(
+        rng, np.resize(difficulties, cfg.prompts_per_generation - len(rated)))
+    k, members = cfg.samples_per_prompt, setup.config.ensemble_size
+    # Prompt i's samples are rows i*K .. i*K+K-1 of each member's calls.
+    rows = [t for t in data.prompt_tokens(tok, [p.prompt for p in problems]) for _ in range(k)]
+    sampler = setup.devices.sampler(setup.sample_method, self.max_answer_tokens(problems))
+    with progress.bar(total=len(rows) * members, desc=f"gen {g} sample", unit="seq") as bar:
+      def on_chunk(rows):
+        bar.update(rows)
+        preemption.stop_if_requested(f"while sampling generation {g}")
+      outs = [sampler.in_chunks(member(params, e), rows, jax.random.fold_in(key, e),
+                                cfg.rows_per_call, on_chunk) for e in range(members)]
+    out = jax.tree.map(lambda *xs: np.concatenate(xs), *outs)
+    n = len(problems)
+    # [E * N * K] in member-major order -> [N, E * K]
+    regroup = lambda x: (np.asarray(x).reshape(members, n, k).transpose(1, 0, 2)
+                         .reshape(n, members * k))
+    texts = regroup(np.array([tok.decode(t) for t in out.tokens], dtype=object))
+    cands = scoring.Candidates(prompts=[p.prompt for p in problems], completions=texts.tolist(),
+                               finished=regroup(out.done), mean_logprob=regroup(out.mean_logprob))
+    return problems, cands, out.token_stats()
+
+  def filter(self, setup, g: int, problems, cands: scoring.Candidates, scores, source,
+             rng, p_yes=None):
+    """Kept labels, plus what ground truth says about them (measurement only).
+
+    `source` [N, K] says where each score came from; `p_yes` [N, K] holds the
+    self-judge's verdicts (None without it), recorded with each row.
+    """
+    cfg = setup.config.filter
+    valid = cands.initially_valid()
+    votes = scoring.vote_counts(cands, valid)
+    kept = filtering.select(scores, cfg.threshold, cfg.keep)
+    if cfg.dedupe:
+      kept = filtering.dedupe(cands.prompts, cands.completions, kept)
+    correct = np.array([[self.task.verify(p, c) for c in row]
+                        for p, row in zip(problems, cands.completions)]) & valid
+    rows = []
+    for i, p in enumerate(problems):
+      seen = {}
+      for j, c in enumerate(cands.completions[i]):
+        if c in seen:  # one row per distinct answer; kept if any copy was kept
+          rows[seen[c]]["kept"] |= bool(kept[i, j])
+          continue
+        seen[c] = len(rows)
+        rows.append(dict(generation=g, difficulty=p.difficulty, prompt=p.prompt, completion=c,
+                         finished=bool(cands.finished[i, j]), votes=int(votes[i, j]),
+                         score=round(float(scores[i, j]), 6), score_source=source[i, j],
+                         kept=bool(kept[i, j]), correct=bool(correct[i, j])))
+        if p_yes is not None:
+          rows[-1]["judge"] = round(float(p_yes[i, j]), 6)
+    noise = setup.config.noise
+    injected = inject_errors(self.task, problems, rows, noise.fraction, rng) if (
+        g == noise.generation and noise.fraction > 0) else 0
+    stats = _filter_stats(rows, scores, kept, correct, valid, cands, injected)
+    if p_yes is not None:
+      stats |= judge.quality(p_yes[valid], correct[valid], cfg.threshold)
+    return rows, stats
 
 
-def evaluate_stage(setup, params) -> dict:
-  """Greedy accuracy of member 0 on the fixed evaluation set, by difficulty; with the
-  self-judge, also how well it tells each answer from a near miss (AUC by difficulty)."""
-  sampler = setup.sampler(sampling.Greedy(), setup.max_answer_tokens(setup.eval_problems))
-  graded = evaluate.grade(sampler, member(params, 0), setup.tok, setup.task,
-                          setup.eval_problems, jax.random.key(0))
-  accuracy = evaluate.accuracy_by_difficulty(graded)
-  out = dict(accuracy={str(d): a for d, a in accuracy.items()})
-  if setup.judging:
-    out["judge_eval_auc"] = judge.evaluate(setup, params, setup.eval_problems)
-  return out
-
-
-def label_stage(setup, params, curriculum: Curriculum, g: int, key, rng) -> Labels:
-  """Task mode's sample -> score -> filter: generation g's examples-file rows, and the
-  judge's lessons (None without the self-judge)."""
-  cfg = setup.config
-  seconds, tic = {}, time.perf_counter()
-  problems, cands, stats = sample_stage(setup, params, curriculum, g, key, rng)
-  seconds["sample"] = time.perf_counter() - tic
-  tic = time.perf_counter()
-  p_yes = judge.verdicts(setup, params, cands) if setup.judging else None
-  # Only `verifier` receives the problems: make_scorer hands them to nobody else.
-  scores = scoring.make_scorer(cfg.scorer, setup.task, problems, p_yes)(cands)
-  source = np.full(cands.shape, "self", object)
-  if setup.ratings:
-    has_self = any(n != "feedback" for n in scoring.parse(cfg.scorer))
-    valid = cands.initially_valid() & ((scores > 0) if has_self else True)
-    rating, rated = setup.ratings.lookup(cands.prompts, cands.completions)
-    scores, source = ratings_lib.blend(scores, valid, rating, rated, cfg.feedback.weight, has_self)
-    stats["feedback_rated"] = int((rated & valid).sum())
-  seconds["score"] = time.perf_counter() - tic
-  tic = time.perf_counter()
-  rows, filter_stats = filter_stage(setup, g, problems, cands, scores, source, rng, p_yes)
-  seconds["filter"] = time.perf_counter() - tic
-  if setup.ratings:
-    filter_stats["kept_by_source"] = {s: sum(r["kept"] and r["score_source"] == s for r in rows)
-                                      for s in ("self", "feedback", "blend")}
-  lessons = None
-  if setup.judging:
-    lessons = judge.self_examples(setup.task, rows, cfg.filter.threshold, rng, g)
-    by_prompt = {p.prompt: p for p in problems}
-    for lesson in lessons:  # measurement only: is the lesson's verdict true?
-      right = setup.task.verify(by_prompt[lesson["about"]], lesson["proposed"])
-      lesson["correct"] = right == (lesson["completion"] == judge.YES)
-    stats["judge_lessons"] = len(lessons)
-    stats["judge_lesson_precision"] = (float(np.mean([x["correct"] for x in lessons]))
-                                       if lessons else None)
-  return Labels(rows=rows, lessons=lessons, stats=stats | filter_stats, seconds=seconds)
-
-
-def sample_stage(setup, params, curriculum: Curriculum, g: int, key, rng):
-  """K samples from each ensemble member for fresh problems just past the frontier."""
-  cfg = setup.config.sample
-  difficulties = curriculum.next_difficulties()
-  # Prompts users rated at these difficulties come first, so the ratings meet fresh answers.
-  rated = setup.ratings.at(difficulties)[:cfg.prompts_per_generation] if setup.ratings else []
-  problems = rated + setup.task.batch(
-      rng, np.resize(difficulties, cfg.prompts_per_generation - len(rated)))
-  k, members = cfg.samples_per_prompt, setup.config.ensemble_size
-  # Prompt i's samples are rows i*K .. i*K+K-1 of each member's calls.
-  rows = [t for t in data.prompt_tokens(setup.tok, [p.prompt for p in problems]) for _ in range(k)]
-  sampler = setup.sampler(setup.sample_method, setup.max_answer_tokens(problems))
-  with progress.bar(total=len(rows) * members, desc=f"gen {g} sample", unit="seq") as bar:
-    def on_chunk(rows):
-      bar.update(rows)
-      preemption.stop_if_requested(f"while sampling generation {g}")
-    outs = [sampler.in_chunks(member(params, e), rows, jax.random.fold_in(key, e),
-                              cfg.rows_per_call, on_chunk) for e in range(members)]
-  out = jax.tree.map(lambda *xs: np.concatenate(xs), *outs)
-  n = len(problems)
-  # [E * N * K] in member-major order -> [N, E * K]
-  regroup = lambda x: np.asarray(x).reshape(members, n, k).transpose(1, 0, 2).reshape(n, members * k)
-  texts = regroup(np.array([setup.tok.decode(t) for t in out.tokens], dtype=object))
-  cands = scoring.Candidates(prompts=[p.prompt for p in problems], completions=texts.tolist(),
-                             finished=regroup(out.done), mean_logprob=regroup(out.mean_logprob))
-  stats = out.token_stats()
-  return problems, cands, stats
-
-
-
-def filter_stage(setup, g: int, problems, cands: scoring.Candidates, scores, source,
-                 rng, p_yes=None):
-  """Kept labels, plus what ground truth says about them (measurement only).
-
-  `source` [N, K] says where each score came from; `p_yes` [N, K] holds the
-  self-judge's verdicts (None without it), recorded with each row.
-  """
-  cfg = setup.config.filter
-  valid = cands.initially_valid()
-  votes = scoring.vote_counts(cands, valid)
-  kept = filtering.select(scores, cfg.threshold, cfg.keep)
-  if cfg.dedupe:
-    kept = filtering.dedupe(cands.prompts, cands.completions, kept)
-  correct = np.array([[setup.task.verify(p, c) for c in row]
-                      for p, row in zip(problems, cands.completions)]) & valid
-  rows = []
-  for i, p in enumerate(problems):
-    seen = {}
-    for j, c in enumerate(cands.completions[i]):
-      if c in seen:  # one row per distinct answer; kept if any copy was kept
-        rows[seen[c]]["kept"] |= bool(kept[i, j])
-        continue
-      seen[c] = len(rows)
-      rows.append(dict(generation=g, difficulty=p.difficulty, prompt=p.prompt, completion=c,
-                       finished=bool(cands.finished[i, j]), votes=int(votes[i, j]),
-                       score=round(float(scores[i, j]), 6), score_source=source[i, j],
-                       kept=bool(kept[i, j]), correct=bool(correct[i, j])))
-      if p_yes is not None:
-        rows[-1]["judge"] = round(float(p_yes[i, j]), 6)
-  num_kept = int(kept.sum())
+def _filter_stats(rows, scores, kept, correct, valid, cands, injected: int) -> dict:
+  """What ground truth says about the kept labels (measurement only)."""
   solvable = correct.any(axis=1)
-  noise = setup.config.noise
-  injected = inject_errors(setup.task, problems, rows, noise.fraction, rng) if (
-      g == noise.generation and noise.fraction > 0) else 0
   kept_rows = [r for r in rows if r["kept"]]
-  stats = dict(
-      kept=num_kept,
+  return dict(
+      kept=int(kept.sum()),
       # Over the rows trained on, after any injected errors.
       kept_precision=float(np.mean([r["correct"] for r in kept_rows])) if kept_rows else None,
       injected=injected,
@@ -208,9 +232,6 @@ def filter_stage(setup, g: int, problems, cands: scoring.Candidates, scores, sou
       self_consistency=scoring.self_consistency(cands),
       distinct_answers=float(np.mean([len(set(r)) for r in cands.completions])),
   )
-  if p_yes is not None:
-    stats |= judge.quality(p_yes[valid], correct[valid], cfg.threshold)
-  return rows, stats
 
 
 def inject_errors(task, problems, rows: list[dict], fraction: float, rng) -> int:
@@ -224,32 +245,3 @@ def inject_errors(task, problems, rows: list[dict], fraction: float, rng) -> int
     row.update(completion=task.near_miss(by_prompt[row["prompt"]].answer, rng), correct=False,
                injected=True)
   return len(chosen)
-
-
-def examples_file(g: int) -> Path:
-  """Generation g's examples file, relative to the workdir."""
-  return Path("generations") / f"{g:03d}" / "examples.jsonl"
-
-
-def write_labels(setup, g: int, rows, stats: dict, lessons=None) -> None:
-  """Writes generation g's examples file (and judge lessons) and stage metrics."""
-  directory = setup.workdir / examples_file(g).parent
-  if sharding.is_writer():  # every process computed the same rows; one writes them
-    directory.mkdir(parents=True, exist_ok=True)
-    if lessons is not None:  # first: the examples file marks the labels as written
-      files.write_jsonl(directory / "judge.jsonl", lessons)
-    files.write_jsonl(directory / "examples.jsonl", rows)
-    files.atomic_write(directory / "labelling.json", json.dumps(stats, indent=1))
-  sharding.sync(f"labels {g}")
-
-
-# What training reads from an examples file; the other fields are for people.
-_EXAMPLE_FIELDS = dict(generation=int, difficulty=int, prompt=str, completion=str, kept=bool)
-
-
-def read_labels(setup, relative: str) -> list[Example]:
-  """The kept labels of one examples file, in file order."""
-  rows = files.read_jsonl(setup.workdir / relative, _EXAMPLE_FIELDS)
-  return [Example(r["prompt"], r["completion"], r["difficulty"], r["generation"])
-          for r in rows if r["kept"]]
-

@@ -1,3 +1,4 @@
 """One run of the loop: every config field checked before any compute (`config_check`),
-everything fixed for the run (`experiment`), the generation loop with its resuming
-(`loop`), and the Orbax checkpoints (`checkpoint`)."""
+the run's devices, workdir and mode put together (`experiment`), the generation loop with
+its resuming (`loop`), the workdir's files (`workdir`) and its Orbax checkpoints
+(`checkpoint`)."""

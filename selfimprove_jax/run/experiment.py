@@ -1,14 +1,14 @@
 """Everything fixed for one run of the loop, checked before any compute.
 
 `build(config, workdir)` validates every config field (config_check.py: a bad one
-is a one-line error naming it), then opens the workdir, builds or opens the TFDS data,
-initializes the ensemble and makes the jitted steps. `Setup` carries all of it
-to the loop's stages, which therefore take (setup, state, key) and nothing
-hidden.
+is a one-line error naming it), then takes the workdir, builds or opens the TFDS
+data and initializes the ensemble. The `Setup` it returns is the run in three parts:
+`devices` (core/devices.py: mesh, model structure, compiled programs), `workdir`
+(workdir.py: files, checkpoints, the lock) and `mode` (the task or the human text,
+base/modes.py). The loop's stages take (setup, state, key) and nothing hidden.
 """
 
 import dataclasses
-import functools
 import json
 import os
 import time
@@ -17,20 +17,20 @@ from pathlib import Path
 import jax
 import ml_collections
 import numpy as np
-from jax.sharding import PartitionSpec as P
 
 from selfimprove_jax.base import files, workdir_lock
 from selfimprove_jax.base.errors import UserError
-from selfimprove_jax.core import data, sampling, sharding
+from selfimprove_jax.core import sampling, sharding
 from selfimprove_jax.core import model as model_lib
 from selfimprove_jax.core import train as train_lib
-from selfimprove_jax.core.mixture import Example, Mixture, Source
-from selfimprove_jax.core.tokenizer import CharTokenizer
+from selfimprove_jax.core.devices import Devices
+from selfimprove_jax.core.mixture import Example, Source
 from selfimprove_jax.grading import labelling, scoring
 from selfimprove_jax.grading import ratings as ratings_lib
-from selfimprove_jax.grading.tasks import Task, get_task
+from selfimprove_jax.grading.tasks import get_task
 from selfimprove_jax.text import lm
 from selfimprove_jax.run import checkpoint
+from selfimprove_jax.run.workdir import Workdir
 from selfimprove_jax.run.config_check import check, mode, tokenizer
 
 # Fields a resumed run may change; any other difference means another experiment.
@@ -85,106 +85,58 @@ def set_aside_workdir(workdir: str | Path) -> Path | None:
   return target
 
 
+def optimizer(config, generation: int):
+  """Generation 0 trains `train.steps`, each later one `train.steps_per_generation`."""
+  steps = config.train.steps if generation == 0 else config.train.steps_per_generation
+  return train_lib.make_optimizer(train_lib.OptimizerConfig(total_steps=steps, **config.optimizer))
+
+
 @dataclasses.dataclass(eq=False)
 class Setup:
+  """One run: its settings, and the three parts that do its work. `devices` holds the
+  mesh and the compiled programs, `workdir` the files and checkpoints, and `mode` the
+  world the labels come from (a task and its problems, or the human text)."""
   config: ml_collections.ConfigDict
-  workdir: Path
-  task: Task | None  # task mode only
-  tok: CharTokenizer
-  model_cfg: model_lib.ModelConfig
-  mesh: jax.sharding.Mesh
-  graphdef: object
-  root_key: jax.Array
-  ground_truth: Source  # the TFDS train split, read by index
-  eval_problems: list  # the TFDS eval split, in memory (task mode)
-  checkpoints: checkpoint.Checkpoints
+  devices: Devices
+  workdir: Workdir
+  mode: labelling.TaskMode | lm.TextMode  # what the loop asks of the mode (modes.py)
+  root_key: jax.Array  # every stage's key is folded in from it (loop.py)
   initial_train: train_lib.TrainState  # generation 0's starting point, [E, ...] leaves
-  sample_method: object
-  mode: object  # labelling.TaskMode or lm.TextMode: what the loop asks of the mode (modes.py)
-  text: lm.TextWorld | None = None  # LM mode only: the human text and its reference statistics
-  ratings: ratings_lib.Ratings | None = None  # users' ratings, when the scorer has `feedback`
-  lock: workdir_lock.WorkdirLock | None = None  # held by process 0 until close()
-  _samplers: dict = dataclasses.field(default_factory=dict)
-  _steps: dict = dataclasses.field(default_factory=dict)
+  sample_method: object  # sampling.Greedy / Temperature / TopK / TopP, from config.sample
 
   def close(self) -> None:
-    """Waits for checkpoint writes and lets the next run into the workdir."""
-    self.checkpoints.close()
-    if self.lock:
-      self.lock.release()
-
-  @property
-  def judging(self) -> bool:
-    """The models learn and use the self-judge (judge.py)."""
-    return self.task is not None and "self_judge" in scoring.parse(self.config.scorer)
-
-  def compiled(self, name: str, make):
-    """The program `make()` returns, built once per run."""
-    if name not in self._steps:
-      self._steps[name] = make()
-    return self._steps[name]
+    self.workdir.close()
 
   def optimizer(self, generation: int):
-    steps = self.config.train.steps if generation == 0 else self.config.train.steps_per_generation
-    return train_lib.make_optimizer(
-        train_lib.OptimizerConfig(total_steps=steps, **self.config.optimizer))
+    return optimizer(self.config, generation)
 
   def train_step(self, generation: int):
     """Generation 0 and the later ones differ in schedule length, so in their step."""
-    return self.compiled(f"train {min(generation, 1)}", lambda: train_lib.make_ensemble_train_step(
-        self.graphdef, self.optimizer(generation), self.mesh))
-
-  def logprobs(self, params, texts: list[str], rows_per_call: int = 512):
-    """([N] total log-probability, [N] tokens) of each text under one model, EOS included."""
-    step = self.compiled("logprobs", lambda: sharding.data_parallel(
-        functools.partial(train_lib.sequence_logprobs, self.graphdef), self.mesh,
-        in_specs=(P(), P(sharding.DATA)), out_specs=(P(sharding.DATA), P(sharding.DATA))))
-    if not texts:
-      return np.zeros(0), np.zeros(0)
-    # One width for every call: the longest text a run allows.
-    batch = data.make_batch(self.tok, [""] * len(texts), list(texts),
-                            data.bucket(self.config.lm.max_chars + 1))
-    return sharding.map_rows(lambda rows: step(params, rows), batch, self.mesh, rows_per_call)
-
-  def restore_params(self, generation: int):
-    """The ensemble's parameters ([E, ...] leaves) saved after `generation`."""
-    arrays, _ = self.checkpoints.restore_generation(generation,
-                                                    like=self.arrays(self.initial_train))
-    return arrays["train"].params
-
-  def fresh_optimizer(self, params, generation: int) -> train_lib.TrainState:
-    tx = self.optimizer(generation)
-    params = jax.device_get(params)  # initialized on the host, then placed on every device
-    return sharding.replicate(jax.vmap(lambda p: train_lib.init_state(p, tx))(params), self.mesh)
-
-  def sampler(self, method, max_new_tokens: int) -> sampling.Sampler:
-    key = (method, max_new_tokens)
-    if key not in self._samplers:
-      self._samplers[key] = sampling.Sampler.for_model(
-          self.graphdef, self.model_cfg, self.mesh, max_new_tokens=max_new_tokens, method=method)
-    return self._samplers[key]
-
-  def max_answer_tokens(self, problems) -> int:
-    # The longest plausible answer, one character of slack to see overruns, and EOS;
-    # bucketed, so a sampler serves several generations' difficulties. A row
-    # stops at its EOS, so the extra room costs only cache slots.
-    return data.bucket(max(self.task.answer_lengths(p.prompt)[1] for p in problems) + 2)
-
-  def seq_len(self, mixture: Mixture) -> int:
-    longest = max(s.longest for s in mixture.sources) + 1  # BOS ... EOS, inputs drop one
-    return data.bucket(longest)
-
-  def arrays(self, train_state) -> dict:
-    """What a checkpoint holds as arrays: the train state and the root key."""
-    # The key as plain numbers: a host array, saved alike by one process or many.
-    return dict(train=train_state, rng=np.asarray(jax.random.key_data(self.root_key)))
+    return self.devices.train_step(f"generation {min(generation, 1)}", self.optimizer(generation))
 
 
-def _ground_truth_source(task: Task, problems, max_difficulty: int) -> Source:
-  example = task.generate(np.random.default_rng(0), max_difficulty)
+def _task_mode(config, data_dir: Path, ratings) -> labelling.TaskMode:
+  from selfimprove_jax.grading import datasets  # tensorflow_datasets loads here, not with the package
+  task = get_task(config.task)
+  dataset = datasets.make_config(
+      config.task, config.seed, (config.data.min_difficulty, config.data.max_difficulty),
+      config.data.train_size, (1, config.eval.max_difficulty), config.eval.per_difficulty)
+  splits = sharding.process_0_first(lambda: datasets.load(dataset, data_dir), "dataset")
+  problems = splits["train"]
+  example = task.generate(np.random.default_rng(0), config.data.max_difficulty)
   longest = len(example.prompt) + task.answer_lengths(example.prompt)[1]
   get = lambda idx: [Example(p.prompt, p.answer, p.difficulty, 0) for p in problems[idx]]
-  return Source("ground_truth", len(problems), get, longest)
+  return labelling.TaskMode(
+      task=task, ground_truth=Source("ground_truth", len(problems), get, longest),
+      eval_problems=splits["eval"].all(), ratings=ratings,
+      judging="self_judge" in scoring.parse(config.scorer))
+
+
+def _text_mode(config, data_dir: Path) -> lm.TextMode:
+  try:
+    return lm.TextMode(sharding.process_0_first(lambda: lm.prepare(config, data_dir), "corpus"))
+  except ValueError as e:  # a corpus that cannot be found, read or built
+    raise UserError(str(e)) from None
 
 
 def build(config: ml_collections.ConfigDict, workdir: str | Path) -> Setup:
@@ -238,37 +190,23 @@ def _build_in(config, workdir: Path, mesh, ratings, lock) -> "Setup":
   except ValueError as e:
     raise UserError(str(e)) from None
 
-  data_dir = config.data.dir or workdir / "tfds"
-  tok, task, text = tokenizer(config), None, None
-  if mode(config) == "lm":
-    try:
-      text = sharding.process_0_first(lambda: lm.prepare(config, data_dir), "corpus")
-    except ValueError as e:  # a corpus that cannot be found, read or built
-      raise UserError(str(e)) from None
-    ground_truth, eval_problems = lm.human_source(text.train), []
-  else:
-    from selfimprove_jax.grading import datasets  # tensorflow_datasets loads here, not with the package
-    task = get_task(config.task)
-    dataset = datasets.make_config(
-        config.task, config.seed, (config.data.min_difficulty, config.data.max_difficulty),
-        config.data.train_size, (1, config.eval.max_difficulty), config.eval.per_difficulty)
-    splits = sharding.process_0_first(lambda: datasets.load(dataset, data_dir), "dataset")
-    ground_truth = _ground_truth_source(task, splits["train"], config.data.max_difficulty)
-    eval_problems = splits["eval"].all()
-
+  data_dir = Path(config.data.dir or workdir / "tfds")
+  run_mode = _text_mode(config, data_dir) if mode(config) == "lm" else _task_mode(
+      config, data_dir, ratings)
+  tok = tokenizer(config)
   model_cfg = model_lib.ModelConfig(vocab_size=tok.vocab_size, **config.model)
   # Member e of the ensemble starts from its own seed; member 0 from `seed` itself.
   seeds = [config.seed + 1_000_003 * e for e in range(config.ensemble_size)]
-  setup = Setup(
-      config=config, workdir=workdir, task=task, tok=tok, model_cfg=model_cfg, mesh=mesh,
-      graphdef=None, root_key=jax.random.key(config.seed),
-      ground_truth=ground_truth, eval_problems=eval_problems, text=text, ratings=ratings,
-      checkpoints=checkpoint.Checkpoints(workdir, every_steps=config.checkpoint.every_steps,
-                                         max_to_keep=config.checkpoint.max_to_keep or None),
-      initial_train=None, lock=lock,
-      mode=lm.TextMode() if mode(config) == "lm" else labelling.TaskMode(),
+  graphdef, initial = train_lib.init_ensemble(model_cfg, seeds, optimizer(config, 0))
+  initial = sharding.replicate(initial, mesh)
+  root_key = jax.random.key(config.seed)
+  # The key as plain numbers: a host array, saved alike by one process or many.
+  rundir = Workdir(workdir, checkpoint.Checkpoints(
+      workdir, every_steps=config.checkpoint.every_steps,
+      max_to_keep=config.checkpoint.max_to_keep or None),
+      rng=np.asarray(jax.random.key_data(root_key)), like=initial, lock=lock)
+  return Setup(
+      config=config, devices=Devices(mesh, graphdef, model_cfg, tok), workdir=rundir,
+      mode=run_mode, root_key=root_key, initial_train=initial,
       sample_method=sampling.method_from_config(config.sample.temperature, config.sample.top_k,
                                                 config.sample.top_p))
-  setup.graphdef, initial = train_lib.init_ensemble(model_cfg, seeds, setup.optimizer(0))
-  setup.initial_train = sharding.replicate(initial, mesh)
-  return setup

@@ -26,7 +26,6 @@ import contextlib
 import dataclasses
 import logging
 import time
-from pathlib import Path
 
 import jax
 import ml_collections
@@ -38,9 +37,9 @@ from selfimprove_jax.core import sharding
 from selfimprove_jax.core import mixture as mixture_lib
 from selfimprove_jax.core import train as train_lib
 from selfimprove_jax.core.mixture import Mixture, Source
-from selfimprove_jax.grading import judge, labelling
 from selfimprove_jax.grading.curriculum import Curriculum
 from selfimprove_jax.run.experiment import Setup, build
+from selfimprove_jax.run.workdir import examples_file
 
 SAMPLE, TRAIN, EVALUATE = 1, 2, 3  # stage ids folded into the generation's key
 
@@ -58,20 +57,17 @@ class LoopState:
 
 
 def data_stage(setup: Setup, state: LoopState) -> Mixture | None:
-  """The data policy's mixture; with the self-judge, plus the judge's newest lessons."""
+  """The data policy's mixture; with the self-judge, plus the judge's lessons."""
+  ground_truth = setup.mode.ground_truth
   if not state.label_files:  # generation 0: ground truth alone
-    mixture = Mixture((setup.ground_truth,), (1.0,))
+    mixture = Mixture((ground_truth,), (1.0,))
   else:
-    kept = [Source.from_list(f, labelling.read_labels(setup, f)) for f in state.label_files]
-    mixture = mixture_lib.training_mixture(setup.config.data_policy, setup.ground_truth, kept,
+    kept = [Source.from_list(f, setup.workdir.read_labels(f)) for f in state.label_files]
+    mixture = mixture_lib.training_mixture(setup.config.data_policy, ground_truth, kept,
                                            setup.config.data.mix_fraction)
-  if not setup.judging:
+  lessons = setup.mode.lessons(setup, state.label_files)
+  if lessons is None:
     return mixture
-  if not state.label_files:  # generation 0: the judge learns from ground truth
-    lessons = judge.ground_truth_source(setup.task, setup.ground_truth, setup.config.seed)
-  else:  # later: only from its own verdicts on the newest generation's samples
-    relative = str(Path(state.label_files[-1]).with_name("judge.jsonl"))
-    lessons = Source.from_list(relative, labelling.read_labels(setup, relative))
   return mixture_lib.with_share(mixture, lessons, setup.config.judge.fraction)
 
 
@@ -87,16 +83,16 @@ def train_stage(setup: Setup, g: int, train_state, mixture: Mixture, *, steps: i
       batch = next_batch(np.random.default_rng([setup.config.seed, g, TRAIN, step]))
       tokens += int(batch.weights.sum())
       if metrics is not None:
-        sharding.wait(metrics, setup.mesh)  # see sharding.wait
+        sharding.wait(metrics, setup.devices.mesh)  # see sharding.wait
       previous = metrics
-      train_state, metrics = step_fn(train_state, sharding.shard_batch(batch, setup.mesh))
+      train_state, metrics = step_fn(train_state, sharding.shard_batch(batch, setup.devices.mesh))
       if previous is not None:  # a step behind: the host never waits on the step just queued
         guard.update(jax.device_get(previous["skipped"]), f"generation {g}, step {step}")
       if (step + 1) % cfg.log_every == 0 or step + 1 == steps:
         m = {k: np.asarray(v).tolist() for k, v in jax.device_get(metrics).items()}
         bar.set_postfix(loss=f"{np.mean(m['loss']):.3f}", refresh=False)
         if sharding.is_writer():
-          files.append_jsonl(setup.workdir / "train_log.jsonl",
+          files.append_jsonl(setup.workdir.path / "train_log.jsonl",
                              dict(generation=g, step=step + 1, **m))
       after_step(step + 1, train_state, tokens)
   if metrics is not None:
@@ -139,11 +135,11 @@ class Progress:
     self.setup, self.g, self.steps, self.tokens_before = setup, g, steps, tokens_before
 
   def after_step(self, step: int, train_state, tokens: int) -> None:
-    ckpt, g = self.setup.checkpoints, self.g
+    workdir, g = self.setup.workdir, self.g
     # Step ids grow through the whole run, as the multi-host agreement needs.
     preempted = preemption.requested(g * 10_000_000 + step)
-    if ckpt.due(step, self.steps) or preempted:
-      ckpt.save_progress(g, step, self.setup.arrays(train_state), dict(
+    if workdir.checkpoints.due(step, self.steps) or preempted:
+      workdir.checkpoints.save_progress(g, step, workdir.arrays(train_state), dict(
           generation=g, step=step, tokens_trained=self.tokens_before + tokens))
     if preempted:
       raise preemption.Preempted(f"stopped on SIGTERM after step {step} of generation {g}, "
@@ -155,11 +151,11 @@ def generation_step(setup: Setup, state: LoopState) -> tuple[LoopState, dict]:
   g = state.generation + 1
   preemption.stop_if_requested(f"before generation {g}")
   key, clock = jax.random.fold_in(setup.root_key, g), Stopwatch()
-  resumed = _resume_point(setup, g, state.train)
+  resumed = _resume_point(setup, g)
   stats, label_files = {}, state.label_files
   if g > 0:
     stats = _labels(setup, state, g, key, resumed, clock)
-    label_files += (str(labelling.examples_file(g)),)
+    label_files += (str(examples_file(g)),)
   with clock("data"):
     mixture = data_stage(setup, dataclasses.replace(state, label_files=label_files))
   with clock("train"):
@@ -176,7 +172,7 @@ def generation_step(setup: Setup, state: LoopState) -> tuple[LoopState, dict]:
   new_state = LoopState(generation=g, curriculum=curriculum, train=train_state,
                         label_files=label_files)
   with clock("checkpoint"):  # recorded in metrics.jsonl; the checkpoint's copy predates it
-    setup.checkpoints.save_generation(g, setup.arrays(train_state), dict(
+    setup.workdir.checkpoints.save_generation(g, setup.workdir.arrays(train_state), dict(
         generation=g, frontier=curriculum.frontier if curriculum else None,
         label_files=list(label_files), metrics=metrics))
   return new_state, metrics
@@ -186,15 +182,14 @@ def _labels(setup: Setup, state: LoopState, g: int, key, resumed, clock: Stopwat
   """Generation g's labelling stats: its labels made and written now, or, when its
   training is being resumed, the ones written before it started."""
   if resumed is not None:
-    stats = files.read_json(setup.workdir / labelling.examples_file(g).parent / "labelling.json")
-    clock.seconds.update(stats.pop("seconds"))
+    stats, seconds = setup.workdir.label_stats(g)
+    clock.seconds.update(seconds)
     return stats
   rng = np.random.default_rng([setup.config.seed, g, SAMPLE])
   labels = setup.mode.label(setup, state.train.params, state.curriculum, g,
                             jax.random.fold_in(key, SAMPLE), rng)
   clock.seconds.update(labels.seconds)
-  labelling.write_labels(setup, g, labels.rows, dict(labels.stats, seconds=labels.seconds),
-                         labels.lessons)
+  setup.workdir.write_labels(g, labels)
   return labels.stats
 
 
@@ -210,8 +205,8 @@ def _train(setup: Setup, state: LoopState, g: int, mixture, resumed: "Resumed | 
   else:
     params = state.train.params
     if cfg.train.init == "restart":  # ReST-EM: every generation starts from gen 0
-      params = setup.restore_params(0)
-    train_state, start, before = setup.fresh_optimizer(params, g), 0, 0
+      params = setup.workdir.restore_generation(0)[0].params
+    train_state, start, before = setup.devices.train_state(params, setup.optimizer(g)), 0, 0
   if mixture is None or not mixture.size:
     logging.warning("generation %d: the %s policy left no data; weights unchanged", g,
                     cfg.data_policy)
@@ -222,32 +217,32 @@ def _train(setup: Setup, state: LoopState, g: int, mixture, resumed: "Resumed | 
   return train_state, before + tokens
 
 
-def _resume_point(setup: Setup, g: int, like) -> Resumed | None:
+def _resume_point(setup: Setup, g: int) -> Resumed | None:
   """Where generation g's training was saved by an interrupted attempt, or None; the
   training log loses the lines that attempt wrote after that point."""
-  saved = _restore_progress(setup, g, like)
-  resumed = Resumed(saved[0], saved[1]["train"], saved[2]["tokens_trained"]) if saved else None
+  saved = _restore_progress(setup, g)
+  resumed = Resumed(saved[0], saved[1], saved[2]["tokens_trained"]) if saved else None
   if sharding.is_writer():
-    files.trim_jsonl(setup.workdir / "train_log.jsonl", lambda r: r["generation"] < g or (
+    files.trim_jsonl(setup.workdir.path / "train_log.jsonl", lambda r: r["generation"] < g or (
         resumed is not None and r["step"] <= resumed.step), fields=dict(generation=int, step=int))
   return resumed
 
 
-def _restore_progress(setup: Setup, g: int, like):
-  """(step, arrays, meta) saved inside generation g's training, or None.
+def _restore_progress(setup: Setup, g: int):
+  """(step, train state, meta) saved inside generation g's training, or None.
 
   An unreadable progress checkpoint is set aside: the generation then starts
   over, and redraws exactly what it drew before.
   """
-  step = setup.checkpoints.latest_progress(g)
+  step = setup.workdir.checkpoints.latest_progress(g)
   if step is None:
     return None
   try:
-    return step, *setup.checkpoints.restore_progress(g, step, like=setup.arrays(like))
+    return step, *setup.workdir.restore_progress(g, step)
   except Exception as e:  # noqa: BLE001  Orbax and TensorStore raise plain Exceptions
     logging.warning("generation %d: progress checkpoint at step %d cannot be read (%s); "
                     "restarting the generation", g, step, first_line(e))
-    setup.checkpoints.set_aside("progress", g, step)
+    setup.workdir.checkpoints.set_aside("progress", g, step)
     return None
 
 
@@ -257,10 +252,9 @@ def initial_state(setup: Setup) -> LoopState:
 
 
 def restore(setup: Setup, generation: int) -> LoopState:
-  arrays, meta = setup.checkpoints.restore_generation(generation,
-                                                      like=setup.arrays(setup.initial_train))
+  train_state, meta = setup.workdir.restore_generation(generation)
   return LoopState(generation=generation, curriculum=setup.mode.curriculum(setup, meta["frontier"]),
-                   train=arrays["train"], label_files=tuple(meta["label_files"]))
+                   train=train_state, label_files=tuple(meta["label_files"]))
 
 
 def resume(setup: Setup) -> tuple[LoopState, list[dict]]:
@@ -270,7 +264,7 @@ def resume(setup: Setup) -> tuple[LoopState, list[dict]]:
   with a warning and the one before it is used: the generations after it are
   then redone, drawing what they drew the first time.
   """
-  ckpt = setup.checkpoints
+  ckpt = setup.workdir.checkpoints
   state, unreadable = initial_state(setup), []
   for g in reversed(ckpt.generations()):
     try:
@@ -293,12 +287,12 @@ def resume(setup: Setup) -> tuple[LoopState, list[dict]]:
 
   # Lines after the checkpoint (if any) belong to nothing saved; a missing
   # line (a crash between checkpoint and log) comes back from the checkpoint.
-  history = [m for m in files.read_metrics(setup.workdir / "metrics.jsonl")
+  history = [m for m in files.read_metrics(setup.workdir.path / "metrics.jsonl")
              if m["generation"] <= state.generation]
   if state.generation >= 0 and (not history or history[-1]["generation"] < state.generation):
     history.append(ckpt.generation_meta(state.generation)["metrics"])
   if sharding.is_writer():
-    files.write_jsonl(setup.workdir / "metrics.jsonl", history)
+    files.write_jsonl(setup.workdir.path / "metrics.jsonl", history)
   return state, history
 
 
@@ -316,16 +310,16 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> list[dict]:
     setup.mode.start(setup)
     state, history = resume(setup)
     if state.generation >= config.generations:
-      print(f"{setup.workdir}: all {config.generations} generations are done; nothing to do.")
+      print(f"{setup.workdir.path}: all {config.generations} generations are done; nothing to do.")
       return history
     if state.generation >= 0:
-      print(f"resuming after generation {state.generation} in {setup.workdir}")
+      print(f"resuming after generation {state.generation} in {setup.workdir.path}")
     with preemption.watch():
       for _ in range(state.generation + 1, config.generations + 1):
         state, metrics = generation_step(setup, state)
         history.append(metrics)
         if sharding.is_writer():
-          files.append_jsonl(setup.workdir / "metrics.jsonl", metrics)
+          files.append_jsonl(setup.workdir.path / "metrics.jsonl", metrics)
           setup.mode.report(setup, history)
   finally:
     setup.close()

@@ -27,6 +27,7 @@ held-out human texts: the line every generation is measured against.
 """
 
 import dataclasses
+import functools
 import json
 import time
 
@@ -135,76 +136,83 @@ def text_metrics(world: TextWorld, texts: list[str]) -> dict:
 # The mode: what differs from task mode.
 
 
+@dataclasses.dataclass(eq=False)
 class TextMode:
   """Plain text (modes.py has the interface): no curriculum and no scoring; one model
   trains on its own text under the data policy, and the collapse metrics measure it."""
+  world: TextWorld
+
+  @functools.cached_property
+  def ground_truth(self) -> Source:
+    return human_source(self.world.train)
 
   def curriculum(self, setup, frontier) -> None:
     del setup, frontier
 
   def start(self, setup) -> None:
     if sharding.is_writer():  # the human reference every generation is measured against
-      files.atomic_write(setup.workdir / "human.json", json.dumps(setup.text.human, indent=1))
+      files.atomic_write(setup.workdir.path / "human.json",
+                         json.dumps(self.world.human, indent=1))
 
   def label(self, setup, params, curriculum, g: int, key, rng) -> Labels:
+    """Generation g's synthetic text, as rows of its examples file, and their stats."""
     del curriculum
     tic = time.perf_counter()
-    rows, stats = label_stage(setup, member(params, 0), g, key, rng)
+    cfg = setup.config.lm
+    n, k, train = cfg.samples_per_generation, cfg.prompt_chars, self.world.train
+    prefixes = [""] * n if k == 0 else [train[i][:k] for i in rng.integers(0, len(train), n)]
+    texts, out = _sample(setup, member(params, 0), prefixes, cfg.max_chars - k + 1, key)
+    # A text cut off at max_chars never ended: it is no sample of a whole text.
+    kept = out.done & np.array([len(t) > 0 for t in texts])
+    rows = [dict(generation=g, difficulty=0, prompt="", completion=t, prefix_chars=k,
+                 finished=bool(f), kept=bool(ok), mean_logprob=round(float(lp), 6))
+            for t, f, ok, lp in zip(texts, out.done, kept, out.mean_logprob)]
+    stats = out.token_stats() | dict(kept=int(kept.sum()), kept_fraction=float(kept.mean()))
     return Labels(rows=rows, lessons=None, stats=stats,
                   seconds={"sample": time.perf_counter() - tic})
+
+  def lessons(self, setup, label_files) -> None:
+    del setup, label_files  # no self-judge in text mode
 
   def batches(self, setup, mixture):
     # Whole texts packed end to end into rows: no padding to the longest.
     cfg = setup.config
     return lambda rng: data.pack_texts(
-        setup.tok, lambda n: [x.completion for x in mixture.draw(rng, n)],
+        setup.devices.tok, lambda n: [x.completion for x in mixture.draw(rng, n)],
         cfg.train.batch_size, cfg.lm.row_tokens)
 
   def evaluate(self, setup, params, curriculum, stats: dict, g: int, key):
+    """The collapse metrics of member 0 (see the module docstring)."""
     del curriculum, stats
-    return evaluate_stage(setup, member(params, 0), g, key), None
+    world, cfg, params = self.world, setup.config, member(params, 0)
+    logprobs, tokens = _logprobs(setup, params, world.heldout)
+    m = dict(heldout_nll=float(-logprobs.sum() / tokens.sum()))
+    if world.language:
+      m["kl_estimate"] = collapse.kl_estimate(world.heldout_true_logprobs, logprobs, tokens.sum())
+    texts, out = _sample(setup, params, [""] * cfg.eval.samples, cfg.lm.max_chars + 1, key)
+    ended = [t for t, f in zip(texts, out.done) if f]
+    m.update(text_metrics(world, ended), unfinished_fraction=float(1 - out.done.mean()))
+    if not world.language:  # real text: perplexities under the model that learned it
+      reference = params if g == 0 else member(setup.workdir.restore_generation(0)[0].params, 0)
+      ref_lp, ref_tokens = _logprobs(setup, reference, ended)
+      m["perplexity_histogram"] = collapse.perplexity_histogram(ref_lp, ref_tokens)
+    return m, None
 
   def report(self, setup, history: list[dict]) -> None:
-    print(report.lm_table(history, setup.text.human), flush=True)
-    report.lm_plot(history, setup.text.human, setup.workdir / "report.png")
+    print(report.lm_table(history, self.world.human), flush=True)
+    report.lm_plot(history, self.world.human, setup.workdir.path / "report.png")
+
+
+def _logprobs(setup, params, texts: list[str]):
+  # One width for every call: the longest text a run allows.
+  return setup.devices.logprobs(params, texts, data.bucket(setup.config.lm.max_chars + 1))
 
 
 def _sample(setup, params, prefixes: list[str], max_new_tokens: int, key):
   """(texts, i.e. prefix + completion, and the sampler's output) from one model."""
-  sampler = setup.sampler(setup.sample_method, max_new_tokens)
-  out = sampler.in_chunks(params, data.prompt_tokens(setup.tok, prefixes), key,
+  tok = setup.devices.tok
+  sampler = setup.devices.sampler(setup.sample_method, max_new_tokens)
+  out = sampler.in_chunks(params, data.prompt_tokens(tok, prefixes), key,
                           setup.config.sample.rows_per_call,
                           lambda rows: preemption.stop_if_requested("while sampling"))
-  return [p + setup.tok.decode(t) for p, t in zip(prefixes, out.tokens)], out
-
-
-def label_stage(setup, params, g: int, key, rng: np.random.Generator):
-  """Generation g's synthetic text, as rows of its examples file, and their stats."""
-  cfg = setup.config.lm
-  n, k = cfg.samples_per_generation, cfg.prompt_chars
-  train = setup.text.train
-  prefixes = [""] * n if k == 0 else [train[i][:k] for i in rng.integers(0, len(train), n)]
-  texts, out = _sample(setup, params, prefixes, cfg.max_chars - k + 1, key)
-  # A text cut off at max_chars never ended: it is no sample of a whole text.
-  kept = out.done & np.array([len(t) > 0 for t in texts])
-  rows = [dict(generation=g, difficulty=0, prompt="", completion=t, prefix_chars=k,
-               finished=bool(f), kept=bool(ok), mean_logprob=round(float(lp), 6))
-          for t, f, ok, lp in zip(texts, out.done, kept, out.mean_logprob)]
-  return rows, out.token_stats() | dict(kept=int(kept.sum()), kept_fraction=float(kept.mean()))
-
-
-def evaluate_stage(setup, params, g: int, key) -> dict:
-  """The collapse metrics of one model (see the module docstring)."""
-  world, cfg = setup.text, setup.config
-  logprobs, tokens = setup.logprobs(params, world.heldout)
-  m = dict(heldout_nll=float(-logprobs.sum() / tokens.sum()))
-  if world.language:
-    m["kl_estimate"] = collapse.kl_estimate(world.heldout_true_logprobs, logprobs, tokens.sum())
-  texts, out = _sample(setup, params, [""] * cfg.eval.samples, cfg.lm.max_chars + 1, key)
-  ended = [t for t, f in zip(texts, out.done) if f]
-  m.update(text_metrics(world, ended), unfinished_fraction=float(1 - out.done.mean()))
-  if not world.language:  # real text: perplexities under the model that learned it
-    reference = params if g == 0 else member(setup.restore_params(0), 0)
-    ref_lp, ref_tokens = setup.logprobs(reference, ended)
-    m["perplexity_histogram"] = collapse.perplexity_histogram(ref_lp, ref_tokens)
-  return m
+  return [p + tok.decode(t) for p, t in zip(prefixes, out.tokens)], out
