@@ -28,6 +28,8 @@ import jax.numpy as jnp
 from flax import nnx
 from flax import struct
 
+from selfimprove_jax.base.fields import Int, OneOf, Real, check_dataclass, spec
+
 POS_ENCODINGS = ("none", "rope")
 DTYPES = ("float32", "bfloat16", "float16")
 # jax.nn.dot_product_attention implementations. "cudnn" serves the full causal
@@ -38,34 +40,27 @@ ATTENTIONS = ("xla", "cudnn")
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class ModelConfig:
-  vocab_size: int
-  num_layers: int = 4
-  embed_dim: int = 128
-  num_heads: int = 4
-  mlp_dim: int = 512  # hidden width of the gated MLP
-  pos_encoding: str = "none"  # one of POS_ENCODINGS
-  rope_base: float = 10_000.0
-  dtype: str = "float32"  # compute dtype, one of DTYPES; parameters stay float32
-  attention: str = "xla"  # one of ATTENTIONS
-  norm_eps: float = 1e-6
+  vocab_size: int = dataclasses.field(metadata=spec(Int(1)))
+  num_layers: int = dataclasses.field(default=4, metadata=spec(Int(1)))
+  embed_dim: int = dataclasses.field(default=128, metadata=spec(Int(1)))
+  num_heads: int = dataclasses.field(default=4, metadata=spec(Int(1)))
+  # Hidden width of the gated MLP.
+  mlp_dim: int = dataclasses.field(default=512, metadata=spec(Int(1)))
+  pos_encoding: str = dataclasses.field(default="none", metadata=spec(OneOf(POS_ENCODINGS)))
+  rope_base: float = dataclasses.field(default=10_000.0, metadata=spec(Real("(0, inf)")))
+  # The compute dtype; parameters stay float32.
+  dtype: str = dataclasses.field(default="float32", metadata=spec(OneOf(DTYPES)))
+  attention: str = dataclasses.field(default="xla", metadata=spec(OneOf(ATTENTIONS)))
+  norm_eps: float = dataclasses.field(default=1e-6, metadata=spec(Real("(0, inf)")))
 
   def __post_init__(self):
-    for name in ("vocab_size", "num_layers", "embed_dim", "num_heads", "mlp_dim"):
-      if getattr(self, name) <= 0:
-        raise ValueError(f"model.{name} must be a positive integer, got {getattr(self, name)}")
+    check_dataclass(self, "model")  # each field alone; then how they must relate
     if self.embed_dim % self.num_heads:
       raise ValueError(f"model.embed_dim ({self.embed_dim}) must be divisible by "
                        f"model.num_heads ({self.num_heads})")
-    if self.pos_encoding not in POS_ENCODINGS:
-      raise ValueError(f"model.pos_encoding must be one of {POS_ENCODINGS}, "
-                       f"got {self.pos_encoding!r}")
     if self.pos_encoding == "rope" and self.head_dim % 2:
       raise ValueError(f"RoPE needs an even head dim, got {self.head_dim} "
                        "(model.embed_dim / model.num_heads)")
-    if self.dtype not in DTYPES:
-      raise ValueError(f"model.dtype must be one of {DTYPES}, got {self.dtype!r}")
-    if self.attention not in ATTENTIONS:
-      raise ValueError(f"model.attention must be one of {ATTENTIONS}, got {self.attention!r}")
     if self.attention == "cudnn" and (self.dtype == "float32" or self.head_dim % 8):
       raise ValueError("model.attention='cudnn' needs model.dtype bfloat16 or float16 and a "
                        f"head dim divisible by 8, got {self.dtype} and {self.head_dim}")

@@ -16,6 +16,7 @@ from flax import struct
 from jax.sharding import PartitionSpec as P
 
 from selfimprove_jax.base.errors import UserError
+from selfimprove_jax.base.fields import Int, OneOf, Real, check_dataclass, spec
 from selfimprove_jax.core import sharding
 from selfimprove_jax.core import model as model_lib
 from selfimprove_jax.core.data import Batch
@@ -34,36 +35,36 @@ class TrainState:
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class OptimizerConfig:
-  learning_rate: float = 1e-3
-  schedule: str = "cosine"  # one of SCHEDULES
-  warmup_steps: int = 100
-  total_steps: int = 1000
-  decay_fraction: float = 0.2  # wsd: the last fraction of steps that decays to 0
-  weight_decay: float = 0.1
-  b1: float = 0.9
-  b2: float = 0.98
-  grad_clip: float = 1.0  # global-norm clipping; 0 disables it
+  learning_rate: float = dataclasses.field(default=1e-3, metadata=spec(Real("(0, inf)")))
+  schedule: str = dataclasses.field(default="cosine", metadata=spec(OneOf(SCHEDULES)))
+  warmup_steps: int = dataclasses.field(default=100, metadata=spec(Int(0)))
+  total_steps: int = dataclasses.field(default=1000, metadata=spec(Int(1)))
+  # wsd: the last fraction of steps, which decays to 0.
+  decay_fraction: float = dataclasses.field(default=0.2, metadata=spec(Real("(0, 1]")))
+  weight_decay: float = dataclasses.field(default=0.1, metadata=spec(Real("[0, inf)")))
+  b1: float = dataclasses.field(default=0.9, metadata=spec(Real("[0, 1)")))
+  b2: float = dataclasses.field(default=0.98, metadata=spec(Real("[0, 1)")))
+  # Global-norm clipping.
+  grad_clip: float = dataclasses.field(default=1.0, metadata=spec(Real("[0, inf)"), "0: off"))
+
+  def __post_init__(self):
+    check_dataclass(self, "optimizer")
 
 
 def make_schedule(cfg: OptimizerConfig) -> optax.Schedule:
-  warmup = min(cfg.warmup_steps, cfg.total_steps)
+  lr, warmup = cfg.learning_rate, min(cfg.warmup_steps, cfg.total_steps)
   if cfg.schedule == "cosine":
     # optax counts the warmup inside decay_steps, so it needs at least one step after it.
-    return optax.warmup_cosine_decay_schedule(0.0, cfg.learning_rate, warmup,
-                                              max(cfg.total_steps, warmup + 1),
-                                              end_value=cfg.learning_rate * 0.1)
+    return optax.warmup_cosine_decay_schedule(0.0, lr, warmup, max(cfg.total_steps, warmup + 1),
+                                              end_value=lr * 0.1)
+  ramp = optax.linear_schedule(0.0, lr, warmup)
   if cfg.schedule == "constant":
-    return optax.join_schedules(
-        [optax.linear_schedule(0.0, cfg.learning_rate, warmup),
-         optax.constant_schedule(cfg.learning_rate)], [warmup])
-  if cfg.schedule == "wsd":  # warmup, stable, then a linear decay to 0
-    decay = max(1, int(cfg.total_steps * cfg.decay_fraction))
-    stable_end = max(warmup, cfg.total_steps - decay)
-    return optax.join_schedules(
-        [optax.linear_schedule(0.0, cfg.learning_rate, warmup),
-         optax.constant_schedule(cfg.learning_rate),
-         optax.linear_schedule(cfg.learning_rate, 0.0, decay)], [warmup, stable_end])
-  raise ValueError(f"train.schedule must be one of {SCHEDULES}, got {cfg.schedule!r}")
+    return optax.join_schedules([ramp, optax.constant_schedule(lr)], [warmup])
+  # wsd: warmup, stable, then a linear decay to 0 (OptimizerConfig admits no other name).
+  decay = max(1, int(cfg.total_steps * cfg.decay_fraction))
+  stable_end = max(warmup, cfg.total_steps - decay)
+  return optax.join_schedules([ramp, optax.constant_schedule(lr),
+                               optax.linear_schedule(lr, 0.0, decay)], [warmup, stable_end])
 
 
 def make_optimizer(cfg: OptimizerConfig) -> optax.GradientTransformation:

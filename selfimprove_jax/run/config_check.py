@@ -1,13 +1,14 @@
-"""Every config field checked before any compute: its type and range from one table, then
-the choices and the relations between fields. A bad value is a one-line ValueError naming
-the field and what it accepts; a missing or unknown field is named too.
+"""Every config field checked before any compute: each field's type, range or choices from
+one table (the model's and optimizer's from their dataclasses, base/fields.py the spec
+language), then the relations between fields. A bad value is a one-line ValueError naming
+the field and what it accepts; a missing or unknown field is named too. What each field
+means is said beside it in configs/default.py.
 """
-
-import dataclasses
-import functools
 
 import ml_collections
 
+from selfimprove_jax.base import fields
+from selfimprove_jax.base.fields import Bool, Int, OneOf, Real, Str
 from selfimprove_jax.core import mixture as mixture_lib
 from selfimprove_jax.core import model as model_lib
 from selfimprove_jax.core import sharding
@@ -21,49 +22,45 @@ TRAIN_INIT = ("continue", "restart")
 MODES = ("task", "lm")
 
 
-# Every field's type and accepted range, checked before anything else, so that
-# no later comparison meets a string or a NaN. ("int", low): an integer from
-# low on; an interval: any real number in it; "str"/"bool": that type.
+# Every field's type and accepted range, checked before anything else, so that no later
+# comparison meets a string or a NaN (base/fields.py has the spec language). The model's
+# and the optimizer's fields are declared where they are used, in ModelConfig and
+# OptimizerConfig, and read from there.
+_I, _R, _STR, _BOOL = Int, Real, Str(), Bool()
 _FIELDS = {
-    "": {"seed": ("int", 0), "generations": ("int", 0), "ensemble_size": ("int", 1),
-         "model.num_layers": ("int", 1), "model.embed_dim": ("int", 1),
-         "model.num_heads": ("int", 1), "model.mlp_dim": ("int", 1),
-         "model.pos_encoding": ("str",), "model.dtype": ("str",),
-         "model.attention": ("str",), "data.train_size": ("int", 1),
-         "data.mix_fraction": ("[0, 1]",), "data.dir": ("str",), "data_policy": ("str",),
-         "train.batch_size": ("int", 1), "train.steps": ("int", 1),
-         "train.steps_per_generation": ("int", 1), "train.init": ("str",),
-         "train.log_every": ("int", 1), "train.max_nonfinite_steps": ("int", 1),
-         "optimizer.learning_rate": ("(0, inf)",), "optimizer.schedule": ("str",),
-         "optimizer.warmup_steps": ("int", 0), "optimizer.weight_decay": ("[0, inf)",),
-         "optimizer.b1": ("[0, 1)",), "optimizer.b2": ("[0, 1)",),
-         "optimizer.grad_clip": ("[0, inf)",), "sample.temperature": ("[0, inf)",),
-         "sample.top_k": ("int", 0), "sample.top_p": ("(0, 1]",),
-         "sample.rows_per_call": ("int", 1), "checkpoint.every_steps": ("int", 0),
-         "checkpoint.max_to_keep": ("int", 0)},
-    "task": {"task": ("str",), "scorer": ("str",), "data.min_difficulty": ("int", 1),
-             "data.max_difficulty": ("int", 1), "sample.prompts_per_generation": ("int", 1),
-             "sample.samples_per_prompt": ("int", 1), "filter.threshold": ("[0, 1]",),
-             "filter.keep": ("str",), "filter.dedupe": ("bool",), "curriculum.gate": ("str",),
-             "curriculum.gate_threshold": ("[0, 1]",), "curriculum.window": ("int", 1),
-             "eval.max_difficulty": ("int", 1), "eval.per_difficulty": ("int", 1),
-             "judge.fraction": ("(0, 1)",), "feedback.file": ("str",),
-             "feedback.weight": ("[0, 1]",), "noise.generation": ("int", 0),
-             "noise.fraction": ("[0, 1]",)},
-    "lm": {"lm.source": ("str",), "lm.text_feature": ("str",), "lm.train_split": ("str",),
-           "lm.eval_split": ("str",), "lm.max_chars": ("int", 1), "lm.row_tokens": ("int", 1),
-           "lm.prompt_chars": ("int", 0), "lm.samples_per_generation": ("int", 1),
-           "eval.heldout_size": ("int", 1), "eval.samples": ("int", 1),
-           "eval.tail_mass": ("(0, 1)",)},
+    "": {"seed": _I(0), "generations": _I(0), "ensemble_size": _I(1),
+         "data.train_size": _I(1), "data.mix_fraction": _R("[0, 1]"), "data.dir": _STR,
+         "data_policy": OneOf(mixture_lib.POLICIES), "train.batch_size": _I(1),
+         "train.steps": _I(1), "train.steps_per_generation": _I(1),
+         "train.init": OneOf(TRAIN_INIT), "train.log_every": _I(1),
+         "train.max_nonfinite_steps": _I(1), "sample.temperature": _R("[0, inf)"),
+         "sample.top_k": _I(0), "sample.top_p": _R("(0, 1]"), "sample.rows_per_call": _I(1),
+         "checkpoint.every_steps": _I(0), "checkpoint.max_to_keep": _I(0)},
+    "task": {"task": _STR, "scorer": _STR, "data.min_difficulty": _I(1),
+             "data.max_difficulty": _I(1), "sample.prompts_per_generation": _I(1),
+             "sample.samples_per_prompt": _I(1), "filter.threshold": _R("[0, 1]"),
+             "filter.keep": OneOf(filtering.KEEP), "filter.dedupe": _BOOL,
+             "curriculum.gate": OneOf(curriculum.GATES), "curriculum.gate_threshold": _R("[0, 1]"),
+             "curriculum.window": _I(1), "eval.max_difficulty": _I(1),
+             "eval.per_difficulty": _I(1), "judge.fraction": _R("(0, 1)"),
+             "feedback.file": _STR, "feedback.weight": _R("[0, 1]"),
+             "noise.generation": _I(0), "noise.fraction": _R("[0, 1]")},
+    "lm": {"lm.source": _STR, "lm.text_feature": _STR, "lm.train_split": _STR,
+           "lm.eval_split": _STR, "lm.max_chars": _I(1), "lm.row_tokens": _I(1),
+           "lm.prompt_chars": _I(0), "lm.samples_per_generation": _I(1),
+           "eval.heldout_size": _I(1), "eval.samples": _I(1), "eval.tail_mass": _R("(0, 1)")},
 }
 # The procedural language's fields, when lm.source is "procedural".
-_LANGUAGE_FIELDS = {"language.vocab_size": ("int", 1), "language.num_classes": ("int", 1),
-                    "language.zipf": ("(0, inf)",), "language.mean_words": ("[1, inf)",),
-                    "language.max_words": ("int", 1)}
+_LANGUAGE_FIELDS = {"language.vocab_size": _I(1), "language.num_classes": _I(1),
+                    "language.zipf": _R("(0, inf)"), "language.mean_words": _R("[1, inf)"),
+                    "language.max_words": _I(1)}
 # What 0 means, where it means something special.
 _ZERO_MEANS = {"sample.temperature": "0: greedy", "sample.top_k": "0: no limit",
                "noise.generation": "0: no injection",
                "checkpoint.every_steps": "0: per generation only", "checkpoint.max_to_keep": "0: all"}
+# Sections that are a settings dataclass: the config gives every field but those the code sets.
+_DATACLASSES = {"model": (model_lib.ModelConfig, {"vocab_size"}),
+                "optimizer": (train_lib.OptimizerConfig, {"total_steps"})}
 
 
 def _field(config: ml_collections.ConfigDict, field: str):
@@ -77,35 +74,21 @@ def _field(config: ml_collections.ConfigDict, field: str):
   return value
 
 
-def _check_field(config: ml_collections.ConfigDict, field: str, spec: tuple) -> None:
-  value, kind = _field(config, field), spec[0]
-  is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
-  note = f" ({_ZERO_MEANS[field]})" if field in _ZERO_MEANS else ""
-  if kind == "int":
-    if not (is_number and isinstance(value, int)):
-      raise ValueError(f"{field} must be an integer, got {value!r}")
-    if value < spec[1]:
-      bound = "a positive integer" if spec[1] == 1 else f"an integer >= {spec[1]}"
-      raise ValueError(f"{field} must be {bound}{note}, got {value!r}")
-  elif kind in ("str", "bool"):
-    if type(value) is not {"str": str, "bool": bool}[kind]:
-      name = "a string" if kind == "str" else "true or false"
-      raise ValueError(f"{field} must be {name}, got {value!r}")
-  else:  # an interval such as "[0, 1)"; NaN is in none
-    low, high = (float(x) for x in kind[1:-1].split(","))
-    inside = is_number and (low < value or (kind[0] == "[" and value == low)) and (
-        value < high or (kind[-1] == "]" and value == high))
-    if not inside:
-      wording = {"(0, inf)": "positive", "[0, inf)": ">= 0"}.get(kind, f"in {kind}")
-      raise ValueError(f"{field} must be {wording}{note}, got {value!r}")
-
-
 def _check_fields(config: ml_collections.ConfigDict) -> None:
-  fields = _FIELDS[""] | _FIELDS[mode(config)]
+  checks = {field: (accepted, _ZERO_MEANS.get(field, ""))
+            for field, accepted in (_FIELDS[""] | _FIELDS[mode(config)]).items()}
   if mode(config) == "lm" and _field(config, "lm.source") == "procedural":
-    fields |= _LANGUAGE_FIELDS
-  for field, spec in fields.items():
-    _check_field(config, field, spec)
+    checks |= {field: (accepted, "") for field, accepted in _LANGUAGE_FIELDS.items()}
+  for section, (cls, set_by_code) in _DATACLASSES.items():
+    given = _field(config, section)
+    known = set(fields.specs(cls)) - set_by_code
+    unknown = sorted(set(given) - known)
+    if unknown:
+      raise ValueError(f"{section}.{unknown[0]} is not a field; {section} takes {sorted(known)}")
+    checks |= {f"{section}.{name}": (meta["accepted"], meta["note"])
+               for name, meta in fields.specs(cls).items() if name in given}
+  for field, (accepted, note) in checks.items():
+    fields.check(field, _field(config, field), accepted, note)
 
 
 def mode(config: ml_collections.ConfigDict) -> str:
@@ -122,34 +105,15 @@ def check(config: ml_collections.ConfigDict, mesh) -> None:
     lm.check(config)
   else:
     _check_task(config)
-  if config.data_policy not in mixture_lib.POLICIES:
-    raise ValueError(f"data_policy must be one of {list(mixture_lib.POLICIES)}, "
-                     f"got {config.data_policy!r}")
-  if config.train.init not in TRAIN_INIT:
-    raise ValueError(f"train.init must be one of {list(TRAIN_INIT)}, got {config.train.init!r}")
   if config.train.init == "restart" and config.checkpoint.max_to_keep:
     raise ValueError("train.init='restart' reloads generation 0's checkpoint every generation; "
                      "set checkpoint.max_to_keep=0 so that it is kept")
-  opt = _make(train_lib.OptimizerConfig, "optimizer", config.optimizer)
-  if opt.schedule not in train_lib.SCHEDULES:
-    raise ValueError(f"optimizer.schedule must be one of {list(train_lib.SCHEDULES)}, "
-                     f"got {opt.schedule!r}")
-  _make(functools.partial(model_lib.ModelConfig, vocab_size=tokenizer(config).vocab_size),
-        "model", config.model)
+  # How the model's fields relate (each alone was checked above).
+  model_lib.ModelConfig(vocab_size=tokenizer(config).vocab_size, **config.model)
   if config.model.attention == "cudnn" and mesh.devices.flat[0].platform != "gpu":
     raise ValueError("model.attention='cudnn' needs NVIDIA GPUs, and this run's devices are "
                      f"{mesh.devices.flat[0].platform}; use 'xla'")
   sharding.check_divisible(config.train.batch_size, mesh, field="train.batch_size")
-
-
-def _make(cls, section: str, fields: ml_collections.ConfigDict):
-  """cls(**fields), with a field cls does not know reported by name."""
-  fixed = getattr(cls, "keywords", {})  # set by the code, e.g. model.vocab_size
-  known = {f.name for f in dataclasses.fields(getattr(cls, "func", cls))} - set(fixed)
-  unknown = sorted(set(fields) - known)
-  if unknown:
-    raise ValueError(f"{section}.{unknown[0]} is not a field; {section} takes {sorted(known)}")
-  return cls(**fields)
 
 
 def _check_task(config: ml_collections.ConfigDict) -> None:
@@ -158,9 +122,6 @@ def _check_task(config: ml_collections.ConfigDict) -> None:
   if ("feedback" in names) != bool(config.feedback.file):
     raise ValueError("scorer 'feedback' and feedback.file go together: name a ratings file "
                      "with --config.feedback.file=PATH and add 'feedback' to the scorer, or neither")
-  if config.filter.keep not in filtering.KEEP:
-    raise ValueError(f"filter.keep must be one of {list(filtering.KEEP)}, got {config.filter.keep!r}")
-  curriculum.gate_value(config.curriculum.gate, 0.0, 0.0)
   lo, hi = config.data.min_difficulty, config.data.max_difficulty
   if not 1 <= lo <= hi <= config.eval.max_difficulty:
     raise ValueError("need 1 <= data.min_difficulty <= data.max_difficulty <= "
