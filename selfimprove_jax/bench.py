@@ -1,4 +1,4 @@
-"""Benchmarks: `python -m selfimprove_jax.bench {sample,train,generation} [--flags]`.
+"""Benchmarks: `python -m selfimprove_jax.bench {sample,train,pack,generation} [--flags]`.
 
 sample: new tokens/s of the KV-cached sampler, of Hugging Face
   `LlamaForCausalLM.generate` at the same sizes (peers.py), and of the same
@@ -6,6 +6,8 @@ sample: new tokens/s of the KV-cached sampler, of Hugging Face
   fori_loop). Greedy, EOS disabled: every row gets exactly --new_tokens.
 train:  train-step tokens/s and MFU, against an eager PyTorch AdamW step of the
   same Llama model.
+pack:   train steps on a task's examples one per row, padded, against packed rows
+  (data.pack): tokens with loss per second.
 generation: one loop generation after another (--config, --workdir), each
   split by stage, with the XLA compilations it caused.
 
@@ -14,6 +16,7 @@ contestants take turns within each run, so a machine that slows down mid-way
 slows all of them alike.
 """
 
+import dataclasses
 import functools
 import json
 import logging
@@ -35,7 +38,7 @@ from selfimprove_jax.core import sampling, sharding
 from selfimprove_jax.core import data as data_lib
 from selfimprove_jax.core import model as model_lib
 from selfimprove_jax.core import train as train_lib
-from selfimprove_jax.core.tokenizer import BOS, EOS
+from selfimprove_jax.core.tokenizer import BOS, EOS, CharTokenizer
 from selfimprove_jax.run import loop
 
 FLAGS = flags.FLAGS
@@ -57,6 +60,9 @@ def define_flags() -> None:
   flags.DEFINE_integer("prompt_len", 32, "sample: prompt tokens per row.")
   flags.DEFINE_integer("new_tokens", 128, "sample: new tokens per row.")
   flags.DEFINE_integer("seq_len", 32, "train: tokens per row.")
+  flags.DEFINE_string("task", "reverse_addition", "pack: the task whose examples are trained on.")
+  flags.DEFINE_list("digits", ["1", "6"], "pack: the ground truth's difficulties, low,high.")
+  flags.DEFINE_integer("label_digits", 0, "pack: half of each batch at this difficulty (0: none).")
   flags.DEFINE_integer("runs", 5, "Timed runs; the median is reported.")
   flags.DEFINE_integer("warmup", 1, "Untimed runs first (compilation happens here).")
   flags.DEFINE_float("peak_tflops", 0.0, "Peak TFLOP/s for MFU; 0 measures a large matmul instead.")
@@ -225,6 +231,51 @@ def bench_train():
     report(**result)
 
 
+# ----------------------------------------------------------------------------- pack
+
+
+def bench_pack():
+  """Train steps on one task's examples, one per row (padded to the longest) against
+  packed rows of the same width: tokens with loss per second, and their ratio."""
+  from selfimprove_jax.core.mixture import Example
+  from selfimprove_jax.grading.tasks import get_task
+  task, tok = get_task(FLAGS.task), CharTokenizer()
+  rng = np.random.default_rng(0)
+  lo, hi = (int(x) for x in FLAGS.digits)
+  def draw(n):  # half ground truth at lo..hi, half labels at --label_digits (if any)
+    half = n // 2 if FLAGS.label_digits else 0
+    difficulties = list(rng.integers(lo, hi + 1, n - half)) + [FLAGS.label_digits] * half
+    return [Example(p.prompt, p.answer, p.difficulty, 0) for p in task.batch(rng, difficulties)]
+  cfg = dataclasses.replace(model_config(), vocab_size=tok.vocab_size)
+  graphdef, params = model_lib.create(cfg, seed=0)
+  tx = train_lib.make_optimizer(train_lib.OptimizerConfig(warmup_steps=0, total_steps=1000))
+  mesh = sharding.make_mesh()
+  train_step, _ = train_lib.make_steps(graphdef, tx, mesh)
+  for batch in (int(b) for b in FLAGS.batch):
+    examples = draw(batch)
+    width = data_lib.bucket(max(len(tok.encode(e.prompt + e.completion)) for e in examples) + 1)
+    batches = dict(padded=data_lib.make_batch(tok, [e.prompt for e in examples],
+                                              [e.completion for e in examples], width),
+                   packed=data_lib.pack(tok, draw, batch, width))
+    contestants = {}
+    for name, b in batches.items():
+      state, placed = [sharding.replicate(train_lib.init_state(params, tx), mesh)], \
+          sharding.shard_batch(b, mesh)
+      def step(state=state, placed=placed):
+        state[0], metrics = train_step(state[0], placed)
+        return metrics
+      contestants[name] = step
+    seconds = interleaved_medians(contestants)
+    per_s = {k: float(b.weights.sum()) / seconds[k] for k, b in batches.items()}
+    report(bench="pack", task=FLAGS.task, batch=batch, width=width,
+           digits=f"{lo}-{hi}", label_digits=FLAGS.label_digits,
+           examples=dict(padded=batch, packed=int(sum(len(set(r) - {0}) for r in
+                                                      batches["packed"].segments.tolist()))),
+           step_ms={k: round(v * 1e3, 1) for k, v in seconds.items()},
+           loss_tokens_per_s={k: round(v, 1) for k, v in per_s.items()},
+           packed_vs_padded=round(per_s["packed"] / per_s["padded"], 2))
+
+
 # ----------------------------------------------------------------------------- generation
 
 
@@ -269,7 +320,8 @@ def bench_generation():
 
 
 def main(argv):
-  commands = {"sample": bench_sample, "train": bench_train, "generation": bench_generation}
+  commands = {"sample": bench_sample, "train": bench_train, "pack": bench_pack,
+              "generation": bench_generation}
   if len(argv) != 2 or argv[1] not in commands:
     raise app.UsageError(f"usage: python -m selfimprove_jax.bench {{{','.join(commands)}}} [--flags]")
   logging.getLogger("absl").setLevel(logging.WARNING)  # Orbax's lines per checkpoint

@@ -6,6 +6,7 @@ sampling are `BOS prompt`; the sampler left-pads them itself.
 """
 
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import jax
 import numpy as np
@@ -21,6 +22,9 @@ class Batch:
   inputs: jax.Array  # [B, T] int32 tokens fed to the model
   targets: jax.Array  # [B, T] int32 next tokens
   weights: jax.Array  # [B, T] float32, 1 on completion targets, else 0
+  # [B, T] int32, packed rows only: which sequence of its row each input belongs to
+  # (1, 2, ...; 0 is padding). A token then sees only its own sequence (model.py).
+  segments: jax.Array | None = None
 
 
 def bucket(n: int, multiple: int = LENGTH_BUCKET) -> int:
@@ -61,29 +65,49 @@ def make_batch(tok: CharTokenizer, prompts: Sequence[str], completions: Sequence
   return Batch(inputs=tokens[:, :-1], targets=tokens[:, 1:], weights=weights)
 
 
-def pack_texts(tok: CharTokenizer, draw, rows: int, width: int) -> Batch:
-  """Whole texts packed end to end into `rows` rows of `width` inputs each (language modelling).
+def pack(tok: CharTokenizer, draw, rows: int, width: int, *, segments: bool = True) -> Batch:
+  """Whole `BOS prompt completion EOS` sequences packed end to end into `rows` rows of
+  `width` inputs each, so that a step computes on sequences rather than on padding.
 
-  Each text goes in as `BOS text EOS`, so every text is learned in the same
-  context it is sampled from; a text that does not fit in what is left of a
-  row starts the next row, and the tail of each row is padding. `draw(n)`
-  returns the next n texts (e.g. from a seeded mixture). The loss covers every
-  character and EOS; predicting the next text's BOS is not part of any text.
+  `draw(n)` returns the next n examples (`.prompt`, `.completion`; e.g. from a seeded
+  mixture); a sequence that does not fit in what is left of a row starts the next
+  one, and each row's tail is padding. The loss covers each completion and its EOS,
+  as in `make_batch`; predicting the next sequence's BOS is part of no example. With
+  `segments`, each input is tagged with its sequence, and the model keeps the
+  sequences apart: attention and positions restart at every BOS, so a packed row
+  computes exactly what the same sequences would alone.
   """
   tokens = np.full((rows, width + 1), PAD, np.int32)
+  weights = np.zeros((rows, width + 1), np.float32)  # by target token: shifted below
+  tags = np.zeros((rows, width + 1), np.int32)
   row, col, pending = 0, 0, []
   while row < rows:
     if not pending:
       pending = list(draw(rows))
-    seq = tok.encode(pending.pop(), bos=True, eos=True)
+    example = pending.pop()
+    prompt = tok.encode(example.prompt, bos=True)
+    seq = prompt + tok.encode(example.completion, eos=True)
     if len(seq) > width + 1:
-      raise ValueError(f"a text of {len(seq) - 2} characters does not fit a row of {width}")
+      raise ValueError(f"a sequence of {len(seq)} tokens does not fit a row of {width}")
     if col + len(seq) > width + 1:
       row, col = row + 1, 0
       if row == rows:
         break
     tokens[row, col:col + len(seq)] = seq
+    weights[row, col + len(prompt):col + len(seq)] = 1.0
+    tags[row, col:col + len(seq)] = tags[row, col - 1] + 1 if col else 1
     col += len(seq)
-  targets = tokens[:, 1:]
-  weights = ((targets != PAD) & (targets != BOS)).astype(np.float32)
-  return Batch(inputs=tokens[:, :-1], targets=targets, weights=weights)
+  return Batch(inputs=tokens[:, :-1], targets=tokens[:, 1:], weights=weights[:, 1:],
+               segments=tags[:, :-1] if segments else None)
+
+
+def pack_texts(tok: CharTokenizer, draw, rows: int, width: int) -> Batch:
+  """Whole texts packed end to end into rows (language modelling): `pack` with texts as
+  completions of an empty prompt, and no segments, so a text sees the texts before it
+  in its row. `draw(n)` returns the next n texts."""
+  return pack(tok, lambda n: [_Text("", t) for t in draw(n)], rows, width, segments=False)
+
+
+class _Text(NamedTuple):
+  prompt: str
+  completion: str

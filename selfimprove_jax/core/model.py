@@ -170,16 +170,22 @@ class Transformer(nnx.Module):
     self.lm_head = nnx.Linear(cfg.embed_dim, cfg.vocab_size, use_bias=False,
                               dtype=cfg.compute_dtype, param_dtype=jnp.float32, rngs=rngs)
 
-  def __call__(self, tokens, *, positions=None, mask=None, cache=None, cache_index=0):
+  def __call__(self, tokens, *, positions=None, mask=None, segments=None, cache=None,
+               cache_index=0):
     """Logits [B, T, V] (float32) for tokens [B, T], and the updated cache.
 
-    Training calls this with tokens alone: a plain causal mask, positions 0..T-1.
+    Training calls this with tokens alone: a plain causal mask, positions 0..T-1;
+    or, for rows that pack several sequences, with their `segments` [B, T]
+    (data.pack): a token then sees only the earlier tokens of its own sequence,
+    and positions count from that sequence's start.
     Decoding passes `cache` (a list of LayerCache with S slots), the slot
     `cache_index` where these T tokens go, their `positions` [B, T] (used by
     RoPE), and `mask` [B, T, S]: which cached slots each new token may see.
     """
     if cache is not None and mask is None:
       raise ValueError("decoding with a cache needs an explicit attention mask")
+    if segments is not None:
+      positions, mask = segment_positions_and_mask(segments)
     if positions is None:
       positions = jnp.broadcast_to(jnp.arange(tokens.shape[1]), tokens.shape)
     x = self.embed(tokens)
@@ -191,6 +197,18 @@ class Transformer(nnx.Module):
     logits = self.lm_head(self.final_norm(x).reshape(B * T, E)).reshape(B, T, -1)
     logits = logits.astype(jnp.float32)
     return logits, (new_cache if cache is not None else None)
+
+
+def segment_positions_and_mask(segments: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """For rows of packed sequences, segments [B, T] (1, 2, ... per sequence, 0 padding):
+  each token's position within its sequence [B, T], and the causal mask [B, T, T] that
+  lets a token see only its own sequence."""
+  T = segments.shape[1]
+  t = jnp.arange(T)
+  starts = segments != jnp.pad(segments, ((0, 0), (1, 0)), constant_values=-1)[:, :-1]
+  first = jax.lax.cummax(jnp.where(starts, t, 0), axis=1)  # where each token's sequence began
+  same = segments[:, :, None] == segments[:, None, :]
+  return t - first, same & (t[:, None] >= t[None, :])
 
 
 def create(cfg: ModelConfig, seed: int = 0):

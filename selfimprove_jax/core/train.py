@@ -84,7 +84,7 @@ def init_state(params, tx: optax.GradientTransformation) -> TrainState:
 
 def _token_sums(graphdef, params, batch: Batch):
   """Summed cross-entropy and correct-token count over this device's weighted targets."""
-  logits, _ = model_lib.apply(graphdef, params, batch.inputs)  # [B, T, V]
+  logits, _ = model_lib.apply(graphdef, params, batch.inputs, segments=batch.segments)  # [B, T, V]
   ce = optax.softmax_cross_entropy_with_integer_labels(logits, batch.targets)  # [B, T]
   correct = (jnp.argmax(logits, axis=-1) == batch.targets) * batch.weights
   return jnp.sum(ce * batch.weights), jnp.sum(correct)
@@ -131,7 +131,7 @@ def sequence_logprobs(graphdef, params, batch: Batch):
   Rows stay on their device (no collectives): LM mode scores held-out and
   sampled texts with it, one value per text.
   """
-  logits, _ = model_lib.apply(graphdef, params, batch.inputs)  # [B, T, V]
+  logits, _ = model_lib.apply(graphdef, params, batch.inputs, segments=batch.segments)  # [B, T, V]
   ce = optax.softmax_cross_entropy_with_integer_labels(logits, batch.targets)  # [B, T]
   return -jnp.sum(ce * batch.weights, axis=1), jnp.sum(batch.weights, axis=1)
 

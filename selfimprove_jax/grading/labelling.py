@@ -50,11 +50,13 @@ class TaskMode:
 
   def batches(self, setup, mixture):
     longest = max(s.longest for s in mixture.sources) + 1  # BOS ... EOS, inputs drop one
-    seq_len, batch_size = data.bucket(longest), setup.config.train.batch_size
+    cfg, tok, seq_len = setup.config.train, setup.devices.tok, data.bucket(longest)
+    if cfg.pack:  # rows as wide as the longest example, each filled with whole examples
+      return lambda rng: data.pack(tok, lambda n: mixture.draw(rng, n), cfg.batch_size, seq_len)
     def batch(rng):
-      examples = mixture.draw(rng, batch_size)
-      return data.make_batch(setup.devices.tok, [x.prompt for x in examples],
-                             [x.completion for x in examples], seq_len)
+      examples = mixture.draw(rng, cfg.batch_size)
+      return data.make_batch(tok, [x.prompt for x in examples], [x.completion for x in examples],
+                             seq_len)
     return batch
 
   def lessons(self, setup, label_files: tuple[str, ...]) -> Source | None:

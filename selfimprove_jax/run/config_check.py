@@ -31,7 +31,7 @@ _FIELDS = {
     "": {"seed": _I(0), "generations": _I(0), "ensemble_size": _I(1),
          "data.train_size": _I(1), "data.mix_fraction": _R("[0, 1]"), "data.dir": _STR,
          "data_policy": OneOf(mixture_lib.POLICIES), "train.batch_size": _I(1),
-         "train.steps": _I(1), "train.steps_per_generation": _I(1),
+         "train.steps": _I(1), "train.steps_per_generation": _I(1), "train.pack": _BOOL,
          "train.init": OneOf(TRAIN_INIT), "train.log_every": _I(1),
          "train.max_nonfinite_steps": _I(1), "sample.temperature": _R("[0, inf)"),
          "sample.top_k": _I(0), "sample.top_p": _R("(0, 1]"), "sample.rows_per_call": _I(1),
