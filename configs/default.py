@@ -70,10 +70,12 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   # Generation 0's steps on ground truth, then each later generation's steps.
   c.train.steps = 800
   c.train.steps_per_generation = 200
-  # Pack several examples into each batch row, kept apart by the attention mask, so that a
-  # step trains on examples instead of padding: the same compute then trains on about
-  # (row width / mean example length) times as many examples.
+  # Pack several examples into each batch row, kept apart by the attention mask, so that
+  # a step trains on examples instead of padding: the same compute trains on more of them.
   c.train.pack = False
+  # With pack: each step's rows hold about this many tokens, so a step costs the same as
+  # the examples grow longer (0: train.batch_size rows at every width).
+  c.train.pack_tokens = 0
   # "continue" from the last generation's weights, or "restart" from generation 0's (ReST-EM).
   c.train.init = "continue"
   c.train.log_every = 50

@@ -111,3 +111,21 @@ def test_a_packed_step_is_the_step_on_the_same_examples_one_per_row(mesh1):
   assert m1["grad_norm"] == pytest.approx(m2["grad_norm"], rel=1e-5)
   for a, b in zip(jax.tree.leaves(p1), jax.tree.leaves(p2)):
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_pack_tokens_keeps_the_tokens_of_a_step_as_examples_grow(mesh8):
+  from types import SimpleNamespace
+
+  from selfimprove_jax.core.mixture import Mixture, Source
+  from selfimprove_jax.grading.labelling import TaskMode
+  def setup(pack_tokens):
+    train = SimpleNamespace(batch_size=64, pack=True, pack_tokens=pack_tokens)
+    return SimpleNamespace(config=SimpleNamespace(train=train),
+                           devices=SimpleNamespace(tok=TOK, mesh=mesh8))
+  short = Source.from_list("short", sums(100))  # at most 5 digits: rows of 24
+  long = Source.from_list("long", [Example("1" * 16 + "+" + "2" * 16 + "=", "3" * 16, 16, 1)])
+  rng = np.random.default_rng(0)
+  for sources, width, rows in [((short,), 24, 40), ((short, long), 56, 16)]:
+    mixture = Mixture(sources, (1 / len(sources),) * len(sources))
+    assert TaskMode.batches(None, setup(1024), mixture)(rng).inputs.shape == (rows, width)
+    assert TaskMode.batches(None, setup(0), mixture)(rng).inputs.shape == (64, width)

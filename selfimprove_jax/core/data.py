@@ -12,7 +12,7 @@ import jax
 import numpy as np
 from flax import struct
 
-from selfimprove_jax.core.tokenizer import BOS, CharTokenizer, PAD
+from selfimprove_jax.core.tokenizer import CharTokenizer, PAD
 
 LENGTH_BUCKET = 8  # the finest step that sequence lengths round up to (see bucket)
 

@@ -52,7 +52,10 @@ class TaskMode:
     longest = max(s.longest for s in mixture.sources) + 1  # BOS ... EOS, inputs drop one
     cfg, tok, seq_len = setup.config.train, setup.devices.tok, data.bucket(longest)
     if cfg.pack:  # rows as wide as the longest example, each filled with whole examples
-      return lambda rng: data.pack(tok, lambda n: mixture.draw(rng, n), cfg.batch_size, seq_len)
+      rows, devices = cfg.batch_size, setup.devices.mesh.size
+      if cfg.pack_tokens:  # as many tokens a step whatever the width
+        rows = max(devices, cfg.pack_tokens // seq_len // devices * devices)
+      return lambda rng: data.pack(tok, lambda n: mixture.draw(rng, n), rows, seq_len)
     def batch(rng):
       examples = mixture.draw(rng, cfg.batch_size)
       return data.make_batch(tok, [x.prompt for x in examples], [x.completion for x in examples],

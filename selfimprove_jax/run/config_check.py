@@ -31,13 +31,14 @@ _FIELDS = {
     "": {"seed": _I(0), "generations": _I(0), "ensemble_size": _I(1),
          "data.train_size": _I(1), "data.mix_fraction": _R("[0, 1]"), "data.dir": _STR,
          "data_policy": OneOf(mixture_lib.POLICIES), "train.batch_size": _I(1),
-         "train.steps": _I(1), "train.steps_per_generation": _I(1), "train.pack": _BOOL,
+         "train.steps": _I(1), "train.steps_per_generation": _I(1),
          "train.init": OneOf(TRAIN_INIT), "train.log_every": _I(1),
          "train.max_nonfinite_steps": _I(1), "sample.temperature": _R("[0, inf)"),
          "sample.top_k": _I(0), "sample.top_p": _R("(0, 1]"), "sample.rows_per_call": _I(1),
          "checkpoint.every_steps": _I(0), "checkpoint.max_to_keep": _I(0)},
     "task": {"task": _STR, "scorer": _STR, "data.min_difficulty": _I(1),
-             "data.max_difficulty": _I(1), "sample.prompts_per_generation": _I(1),
+             "data.max_difficulty": _I(1), "train.pack": _BOOL, "train.pack_tokens": _I(0),
+             "sample.prompts_per_generation": _I(1),
              "sample.samples_per_prompt": _I(1), "filter.threshold": _R("[0, 1]"),
              "filter.keep": OneOf(filtering.KEEP), "filter.dedupe": _BOOL,
              "curriculum.gate": OneOf(curriculum.GATES), "curriculum.gate_threshold": _R("[0, 1]"),
@@ -57,7 +58,8 @@ _LANGUAGE_FIELDS = {"language.vocab_size": _I(1), "language.num_classes": _I(1),
 # What 0 means, where it means something special.
 _ZERO_MEANS = {"sample.temperature": "0: greedy", "sample.top_k": "0: no limit",
                "noise.generation": "0: no injection",
-               "checkpoint.every_steps": "0: per generation only", "checkpoint.max_to_keep": "0: all"}
+               "checkpoint.every_steps": "0: per generation only", "checkpoint.max_to_keep": "0: all",
+               "train.pack_tokens": "0: train.batch_size rows"}
 # Sections that are a settings dataclass: the config gives every field but those the code sets.
 _DATACLASSES = {"model": (model_lib.ModelConfig, {"vocab_size"}),
                 "optimizer": (train_lib.OptimizerConfig, {"total_steps"})}
@@ -122,6 +124,9 @@ def _check_task(config: ml_collections.ConfigDict) -> None:
   if ("feedback" in names) != bool(config.feedback.file):
     raise ValueError("scorer 'feedback' and feedback.file go together: name a ratings file "
                      "with --config.feedback.file=PATH and add 'feedback' to the scorer, or neither")
+  if config.train.pack_tokens and not config.train.pack:
+    raise ValueError("train.pack_tokens sizes packed batches: set train.pack=True as well, "
+                     "or train.pack_tokens=0")
   lo, hi = config.data.min_difficulty, config.data.max_difficulty
   if not 1 <= lo <= hi <= config.eval.max_difficulty:
     raise ValueError("need 1 <= data.min_difficulty <= data.max_difficulty <= "
