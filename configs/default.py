@@ -29,7 +29,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   # Others: none, confidence, self_judge, verifier (ground truth), feedback.
   c.scorer = "length,majority_vote"
   # What each generation trains on: "accumulate" (ground truth + all kept labels),
-  # "replace" (the newest labels only) or "mix" (newest labels + data.mix_fraction truth).
+  # "replace" (the newest labels only), "mix" (newest labels + data.mix_fraction truth)
+  # or "newest" (newest labels + data.mix_fraction of truth and older labels, by difficulty).
   # "mix" gives the new labels half of every batch, so a few hundred steps learn them.
   c.data_policy = "mix"
   # Independently seeded models trained side by side (jax.vmap); their samples
@@ -59,7 +60,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.data.max_difficulty = 5
   # Problems in the ground-truth TFDS split.
   c.data.train_size = 10_000
-  # data_policy="mix": the share of every batch that is ground truth.
+  # data_policy="mix": the share of every batch that is ground truth; "newest": that is
+  # ground truth or older generations' labels.
   c.data.mix_fraction = 0.5
   # Where the TFDS datasets are built; "" means <workdir>/tfds.
   c.data.dir = ""

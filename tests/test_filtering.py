@@ -69,6 +69,20 @@ def test_mix_holds_the_ground_truth_share_fixed():
   assert weights(mixture_lib.training_mixture("mix", TRUTH, [], 0.25)) == {"truth": 1.0}
 
 
+def test_newest_gives_the_newest_labels_their_share_and_the_rest_by_difficulty():
+  truth = mixture_lib.Source("truth", 600, TRUTH.get, TRUTH.longest, difficulties=6)
+  older = [Source.from_list(f"g{g}", ex(f"x{g}", 10, g)) for g in (1, 2)]
+  newest = Source.from_list("g3", ex("n", 50, 3))
+  mixture = mixture_lib.training_mixture("newest", truth, [*older, newest], mix_fraction=0.5)
+  # Half the newest; the other half over 6 + 1 + 1 difficulties, whatever the sizes.
+  assert weights(mixture) == pytest.approx({"truth": 0.375, "g1": 0.0625, "g2": 0.0625,
+                                            "g3": 0.5})
+  assert drawn_generations(mixture) == {0, 1, 2, 3}
+  assert weights(mixture_lib.training_mixture("newest", truth, [], 0.5)) == {"truth": 1.0}
+  assert weights(mixture_lib.training_mixture("newest", truth, [newest], 0.5)) == {
+      "truth": 0.5, "g3": 0.5}
+
+
 def test_a_share_added_scales_the_others_down():
   mixture = mixture_lib.with_share(mixture_lib.training_mixture("mix", TRUTH, KEPT, 0.25),
                                    Source.from_list("lessons", ex("j", 10, 2)), 0.2)

@@ -6,6 +6,9 @@ The data policy decides what generation g trains on:
   replace     only generation g's kept labels (Shumailov et al. 2024: collapse)
   mix         generation g's kept labels, with ground truth making up a fixed
               fraction `mix_fraction` of every batch
+  newest      generation g's kept labels are 1 - `mix_fraction` of every batch; ground
+              truth and the older generations' labels share the rest evenly by
+              difficulty (Lee et al. 2025's schedule, at mix_fraction 0.5)
 """
 
 import dataclasses
@@ -13,7 +16,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-POLICIES = ("accumulate", "replace", "mix")
+POLICIES = ("accumulate", "replace", "mix", "newest")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,11 +34,13 @@ class Source:
   size: int
   get: object  # indices -> list[Example]
   longest: int  # most characters of prompt + completion in any example (sets the batch width)
+  difficulties: int = 1  # how many difficulties its examples span (the `newest` policy's weight)
 
   @classmethod
   def from_list(cls, name: str, examples: Sequence[Example]) -> "Source":
     longest = max((len(x.prompt) + len(x.completion) for x in examples), default=0)
-    return cls(name, len(examples), lambda idx: [examples[i] for i in idx], longest)
+    return cls(name, len(examples), lambda idx: [examples[i] for i in idx], longest,
+               max(1, len({x.difficulty for x in examples})))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,6 +71,8 @@ def training_mixture(policy: str, ground_truth: Source, kept: Sequence[Source],
   None when the policy leaves nothing to train on (e.g. `replace` after a
   generation that kept no label): the generation then keeps its weights.
   """
+  if policy not in POLICIES:
+    raise ValueError(f"data_policy must be one of {list(POLICIES)}, got {policy!r}")
   if policy == "accumulate":
     sources = [s for s in (ground_truth, *kept) if s.size]
     total = sum(s.size for s in sources)
@@ -73,11 +80,15 @@ def training_mixture(policy: str, ground_truth: Source, kept: Sequence[Source],
   latest = kept[-1] if kept else None
   if policy == "replace":
     return Mixture((latest,), (1.0,)) if latest and latest.size else None
+  if not (latest and latest.size):  # mix and newest, before any label or after none was kept
+    return Mixture((ground_truth,), (1.0,))
   if policy == "mix":
-    if not (latest and latest.size):
-      return Mixture((ground_truth,), (1.0,))
     return Mixture((ground_truth, latest), (mix_fraction, 1.0 - mix_fraction))
-  raise ValueError(f"data_policy must be one of {list(POLICIES)}, got {policy!r}")
+  # newest
+  older = [s for s in (ground_truth, *kept[:-1]) if s.size]
+  total = sum(s.difficulties for s in older)
+  return Mixture((*older, latest),
+                 (*(mix_fraction * s.difficulties / total for s in older), 1.0 - mix_fraction))
 
 
 def with_share(mixture: Mixture | None, source: Source, fraction: float) -> Mixture | None:

@@ -127,7 +127,8 @@ def _task_mode(config, data_dir: Path, ratings) -> labelling.TaskMode:
   longest = len(example.prompt) + task.answer_lengths(example.prompt)[1]
   get = lambda idx: [Example(p.prompt, p.answer, p.difficulty, 0) for p in problems[idx]]
   return labelling.TaskMode(
-      task=task, ground_truth=Source("ground_truth", len(problems), get, longest),
+      task=task, ground_truth=Source("ground_truth", len(problems), get, longest,
+                                     config.data.max_difficulty - config.data.min_difficulty + 1),
       eval_problems=splits["eval"].all(), ratings=ratings,
       judging="self_judge" in scoring.parse(config.scorer))
 
