@@ -97,6 +97,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.optimizer.b2 = 0.98
   # Clip the global gradient norm; 0 turns clipping off.
   c.optimizer.grad_clip = 1.0
+  # What generations 1 on change of `optimizer` over their own steps, e.g. warmup_steps=0
+  # or decay_fraction=0.5 (wsd); empty: the same settings.
+  c.generation_optimizer = ml_collections.ConfigDict()
 
   c.sample = ml_collections.ConfigDict()
   # Fresh problems labelled per generation, and samples drawn for each.

@@ -97,3 +97,12 @@ def test_start_over_renames_the_old_run_and_keeps_it(tmp_path):
   assert not workdir.exists() and first != second
   assert first.name.startswith("run.replaced-") and (first / "metrics.jsonl").read_text() == "old\n"
   assert (second / "metrics.jsonl").read_text() == "older\n"
+
+
+def test_later_generations_take_the_generation_optimizer_fields():
+  config = with_value("tiny", "optimizer.warmup_steps", 10)
+  config.generation_optimizer = ml_collections.ConfigDict(dict(warmup_steps=0, schedule="wsd"))
+  first, later = (experiment.optimizer_config(config, g) for g in (0, 3))
+  assert (first.warmup_steps, first.schedule, first.total_steps) == (10, "cosine", 60)
+  assert (later.warmup_steps, later.schedule, later.total_steps) == (0, "wsd", 20)
+  assert later.learning_rate == first.learning_rate  # what it does not name stays

@@ -62,7 +62,9 @@ _ZERO_MEANS = {"sample.temperature": "0: greedy", "sample.top_k": "0: no limit",
                "train.pack_tokens": "0: train.batch_size rows"}
 # Sections that are a settings dataclass: the config gives every field but those the code sets.
 _DATACLASSES = {"model": (model_lib.ModelConfig, {"vocab_size"}),
-                "optimizer": (train_lib.OptimizerConfig, {"total_steps"})}
+                "optimizer": (train_lib.OptimizerConfig, {"total_steps"}),
+                # Optional: what generations 1 on change of `optimizer` (none by default).
+                "generation_optimizer": (train_lib.OptimizerConfig, {"total_steps"})}
 
 
 def _field(config: ml_collections.ConfigDict, field: str):
@@ -82,6 +84,8 @@ def _check_fields(config: ml_collections.ConfigDict) -> None:
   if mode(config) == "lm" and _field(config, "lm.source") == "procedural":
     checks |= {field: (accepted, "") for field, accepted in _LANGUAGE_FIELDS.items()}
   for section, (cls, set_by_code) in _DATACLASSES.items():
+    if section == "generation_optimizer" and section not in config:
+      continue
     given = _field(config, section)
     known = set(fields.specs(cls)) - set_by_code
     unknown = sorted(set(given) - known)

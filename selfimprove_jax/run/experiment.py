@@ -85,10 +85,20 @@ def set_aside_workdir(workdir: str | Path) -> Path | None:
   return target
 
 
+def optimizer_config(config, generation: int) -> train_lib.OptimizerConfig:
+  """Generation 0 trains `train.steps` with `optimizer`; each later one trains
+  `train.steps_per_generation`, with `generation_optimizer`'s fields in place of those."""
+  fields = dict(config.optimizer)
+  if generation == 0:
+    steps = config.train.steps
+  else:
+    steps = config.train.steps_per_generation
+    fields.update(config.get("generation_optimizer") or {})
+  return train_lib.OptimizerConfig(total_steps=steps, **fields)
+
+
 def optimizer(config, generation: int):
-  """Generation 0 trains `train.steps`, each later one `train.steps_per_generation`."""
-  steps = config.train.steps if generation == 0 else config.train.steps_per_generation
-  return train_lib.make_optimizer(train_lib.OptimizerConfig(total_steps=steps, **config.optimizer))
+  return train_lib.make_optimizer(optimizer_config(config, generation))
 
 
 @dataclasses.dataclass(eq=False)
