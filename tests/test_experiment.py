@@ -106,3 +106,8 @@ def test_later_generations_take_the_generation_optimizer_fields():
   assert (first.warmup_steps, first.schedule, first.total_steps) == (10, "cosine", 60)
   assert (later.warmup_steps, later.schedule, later.total_steps) == (0, "wsd", 20)
   assert later.learning_rate == first.learning_rate  # what it does not name stays
+
+
+@pytest.mark.parametrize("path", sorted(str(p) for p in config_files.CONFIG_DIR.glob("*.py")))
+def test_every_shipped_config_passes_the_checks(mesh8, path):
+  config_check.check(config_files.load(path), mesh8)
