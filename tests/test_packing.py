@@ -59,6 +59,20 @@ def test_pack_puts_whole_examples_end_to_end_with_their_segments():
   assert batch.segments[1].tolist() == [1] * 7 + [0] * 6
 
 
+def test_first_fit_puts_a_short_example_back_into_an_earlier_row():
+  a, b, c = Example("abc>", "cba", 3, 0), Example("abcd>", "dcba", 4, 0), Example("a>", "a", 1, 0)
+  stream = [b, a, b, c]  # drawn two at a time, each draw taken from its end: a, b, c, b
+  first = data.pack(TOK, drawer(stream), rows=2, width=13)
+  # a (9 tokens) in row 0, b (11) in row 1, c (5) back in row 0; the second b fits nowhere.
+  assert first.segments[0].tolist() == [1] * 9 + [2] * 4 and first.segments[1].tolist() == (
+      [1] * 11 + [0] * 2)
+  np.testing.assert_array_equal(np.append(first.inputs[0], first.targets[0, -1]),
+                                [BOS, *TOK.encode("abc>cba"), EOS, BOS, *TOK.encode("a>a"), EOS])
+  # Row by row, c would start a third row: packing stops at b's row.
+  turn = data.pack(TOK, drawer(stream), rows=2, width=13, first_fit=False)
+  assert turn.segments[0].tolist() == [1] * 9 + [0] * 4
+
+
 def test_pack_fills_rows_with_several_examples_each():
   examples = sums(200)
   batch = data.pack(TOK, drawer(examples), rows=8, width=48)

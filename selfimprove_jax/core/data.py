@@ -65,23 +65,27 @@ def make_batch(tok: CharTokenizer, prompts: Sequence[str], completions: Sequence
   return Batch(inputs=tokens[:, :-1], targets=tokens[:, 1:], weights=weights)
 
 
-def pack(tok: CharTokenizer, draw, rows: int, width: int, *, segments: bool = True) -> Batch:
+def pack(tok: CharTokenizer, draw, rows: int, width: int, *, segments: bool = True,
+         first_fit: bool = True) -> Batch:
   """Whole `BOS prompt completion EOS` sequences packed end to end into `rows` rows of
   `width` inputs each, so that a step computes on sequences rather than on padding.
 
   `draw(n)` returns the next n examples (`.prompt`, `.completion`; e.g. from a seeded
-  mixture); a sequence that does not fit in what is left of a row starts the next
-  one, and each row's tail is padding. The loss covers each completion and its EOS,
+  mixture). Each goes into the first row with room for it (`first_fit`; otherwise
+  into the current row, or the next one when it does not fit), and packing stops at
+  the first example no row has room for. The loss covers each completion and its EOS,
   as in `make_batch`; predicting the next sequence's BOS is part of no example. With
   `segments`, each input is tagged with its sequence, and the model keeps the
-  sequences apart: attention and positions restart at every BOS, so a packed row
-  computes exactly what the same sequences would alone.
+  sequences apart: attention and positions restart at every sequence, so a packed
+  row computes exactly what its sequences would alone.
   """
   tokens = np.full((rows, width + 1), PAD, np.int32)
   weights = np.zeros((rows, width + 1), np.float32)  # by target token: shifted below
   tags = np.zeros((rows, width + 1), np.int32)
-  row, col, pending = 0, 0, []
-  while row < rows:
+  used = np.zeros(rows, np.int64)  # tokens in each row so far
+  count = np.zeros(rows, np.int32)  # sequences in each row so far
+  current, pending = 0, []
+  while True:
     if not pending:
       pending = list(draw(rows))
     example = pending.pop()
@@ -89,14 +93,21 @@ def pack(tok: CharTokenizer, draw, rows: int, width: int, *, segments: bool = Tr
     seq = prompt + tok.encode(example.completion, eos=True)
     if len(seq) > width + 1:
       raise ValueError(f"a sequence of {len(seq)} tokens does not fit a row of {width}")
-    if col + len(seq) > width + 1:
-      row, col = row + 1, 0
-      if row == rows:
+    if first_fit:
+      room = np.nonzero(used + len(seq) <= width + 1)[0]
+      if not len(room):
         break
-    tokens[row, col:col + len(seq)] = seq
-    weights[row, col + len(prompt):col + len(seq)] = 1.0
-    tags[row, col:col + len(seq)] = tags[row, col - 1] + 1 if col else 1
-    col += len(seq)
+      r = int(room[0])
+    else:  # the current row, or the next one
+      r = current if used[current] + len(seq) <= width + 1 else current + 1
+      if r == rows:
+        break
+    current, col = r, used[r]
+    count[r] += 1
+    tokens[r, col:col + len(seq)] = seq
+    weights[r, col + len(prompt):col + len(seq)] = 1.0
+    tags[r, col:col + len(seq)] = count[r]
+    used[r] += len(seq)
   return Batch(inputs=tokens[:, :-1], targets=tokens[:, 1:], weights=weights[:, 1:],
                segments=tags[:, :-1] if segments else None)
 
@@ -104,8 +115,10 @@ def pack(tok: CharTokenizer, draw, rows: int, width: int, *, segments: bool = Tr
 def pack_texts(tok: CharTokenizer, draw, rows: int, width: int) -> Batch:
   """Whole texts packed end to end into rows (language modelling): `pack` with texts as
   completions of an empty prompt, and no segments, so a text sees the texts before it
-  in its row. `draw(n)` returns the next n texts."""
-  return pack(tok, lambda n: [_Text("", t) for t in draw(n)], rows, width, segments=False)
+  in its row; each row filled in turn (the layout the collapse study was measured
+  with). `draw(n)` returns the next n texts."""
+  return pack(tok, lambda n: [_Text("", t) for t in draw(n)], rows, width, segments=False,
+              first_fit=False)
 
 
 class _Text(NamedTuple):
