@@ -1,23 +1,6 @@
-"""Loading `configs/*.py` files outside the command line (tests, configs built on others)."""
+"""`from selfimprove_jax import config_files`: what config files built on others import
+(configs/tiny.py loads configs/default.py with it). It lives in base/config_files.py."""
 
-import importlib.util
-from pathlib import Path
+from selfimprove_jax.base.config_files import CONFIG_DIR, load
 
-import ml_collections
-
-CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
-
-
-def load(spec: str | Path) -> ml_collections.ConfigDict:
-  """`path[:arg]` -> that file's `get_config(arg)`, as `--config=path[:arg]` would give.
-
-  A bare name such as "tiny" means configs/tiny.py.
-  """
-  path, _, arg = str(spec).partition(":")
-  file = Path(path) if path.endswith(".py") else CONFIG_DIR / f"{path}.py"
-  if not file.is_file():
-    raise ValueError(f"config file {file} does not exist")
-  module_spec = importlib.util.spec_from_file_location(f"config_{file.stem}", file)
-  module = importlib.util.module_from_spec(module_spec)
-  module_spec.loader.exec_module(module)
-  return module.get_config(arg or None)
+__all__ = ["CONFIG_DIR", "load"]

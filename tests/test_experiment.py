@@ -111,3 +111,13 @@ def test_later_generations_take_the_generation_optimizer_fields():
 @pytest.mark.parametrize("path", sorted(str(p) for p in config_files.CONFIG_DIR.glob("*.py")))
 def test_every_shipped_config_passes_the_checks(mesh8, path):
   config_check.check(config_files.load(path), mesh8)
+
+
+def test_a_field_added_since_a_run_began_is_no_difference_at_its_default(tmp_path):
+  config = CONFIGS["tiny"]
+  saved = json.loads(config.to_json_best_effort())
+  del saved["train"]["pack"]  # as a workdir written before train.pack existed
+  (tmp_path / "config.json").write_text(json.dumps(saved))
+  experiment.refuse_other_experiment(config, tmp_path)  # the default: the old behaviour
+  with pytest.raises(ValueError, match=r"holds a run with train.pack=None, not True"):
+    experiment.refuse_other_experiment(with_value("tiny", "train.pack", True), tmp_path)

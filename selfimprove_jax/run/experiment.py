@@ -18,6 +18,7 @@ import jax
 import ml_collections
 import numpy as np
 
+from selfimprove_jax.base import config_files
 from selfimprove_jax.base import files, workdir_lock
 from selfimprove_jax.base.errors import UserError
 from selfimprove_jax.core import sampling, sharding
@@ -54,7 +55,12 @@ def refuse_other_experiment(config: ml_collections.ConfigDict, workdir: Path) ->
   if not path.exists():
     return
   saved = _flat(files.read_json(path))
+  # A field added since the run began is no difference at its default, which keeps the
+  # behaviour the run had before the field existed.
+  defaults = _flat(json.loads(config_files.load("default").to_json_best_effort()))
   for field, value in _flat(json.loads(config.to_json_best_effort())).items():
+    if field not in saved and field in defaults and value == defaults[field]:
+      continue
     if field not in _RESUMABLE_CHANGES and saved.get(field) != value:
       raise ValueError(f"workdir {workdir} holds a run with {field}={saved.get(field)!r}, "
                        f"not {value!r}; use a new --workdir, the original settings, or "
