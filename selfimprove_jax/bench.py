@@ -257,14 +257,14 @@ def bench_pack():
     batches = dict(padded=data_lib.make_batch(tok, [e.prompt for e in examples],
                                               [e.completion for e in examples], width),
                    packed=data_lib.pack(tok, draw, batch, width))
-    contestants = {}
-    for name, b in batches.items():
-      state, placed = [sharding.replicate(train_lib.init_state(params, tx), mesh)], \
-          sharding.shard_batch(b, mesh)
-      def step(state=state, placed=placed):
+    def stepper(rows):  # one train state per contestant, stepped on its own placed rows
+      state = [sharding.replicate(train_lib.init_state(params, tx), mesh)]
+      placed = sharding.shard_batch(rows, mesh)
+      def step():
         state[0], metrics = train_step(state[0], placed)
         return metrics
-      contestants[name] = step
+      return step
+    contestants = {name: stepper(b) for name, b in batches.items()}
     seconds = interleaved_medians(contestants)
     per_s = {k: float(b.weights.sum()) / seconds[k] for k, b in batches.items()}
     report(bench="pack", task=FLAGS.task, batch=batch, width=width,

@@ -4,14 +4,13 @@ exactly as the same examples would one per row."""
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 import pytest
 
-from selfimprove_jax.core import data, sharding
+from selfimprove_jax.core import data
 from selfimprove_jax.core import model as model_lib
-from selfimprove_jax.core import train as train_lib
 from selfimprove_jax.core.mixture import Example
 from selfimprove_jax.core.tokenizer import BOS, EOS, PAD, CharTokenizer
+from test_train import sgd_step
 
 TOK = CharTokenizer()
 
@@ -112,14 +111,8 @@ def test_a_packed_step_is_the_step_on_the_same_examples_one_per_row(mesh1):
   cfg = model_lib.ModelConfig(vocab_size=TOK.vocab_size, num_layers=2, embed_dim=32,
                               num_heads=4, mlp_dim=64)
   graphdef, params = model_lib.create(cfg, seed=0)
-  params, tx = jax.device_get(params), optax.sgd(0.5)
-  train_step, _ = train_lib.make_steps(graphdef, tx, mesh1)
-  after = []
-  for batch in (packed, plain):
-    state = sharding.replicate(train_lib.init_state(params, tx), mesh1)
-    state, metrics = train_step(state, sharding.shard_batch(batch, mesh1))
-    after.append((jax.device_get(state.params), jax.device_get(metrics)))
-  (p1, m1), (p2, m2) = after
+  params = jax.device_get(params)
+  (p1, m1), (p2, m2) = (sgd_step(graphdef, params, batch, mesh1) for batch in (packed, plain))
   assert m1["loss"] == pytest.approx(m2["loss"], rel=1e-5)
   assert m1["grad_norm"] == pytest.approx(m2["grad_norm"], rel=1e-5)
   for a, b in zip(jax.tree.leaves(p1), jax.tree.leaves(p2)):

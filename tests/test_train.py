@@ -26,21 +26,25 @@ def setup(mesh, **opt):
   return sharding.replicate(train_lib.init_state(params, tx), mesh), train_step, eval_step
 
 
+def sgd_step(graphdef, params, batch, mesh, lr=0.5):
+  """(parameters, metrics) on the host after one plain-SGD step from `params` (host copies:
+  the step donates what it is given)."""
+  tx = optax.sgd(lr)
+  train_step, _ = train_lib.make_steps(graphdef, tx, mesh)
+  state = sharding.replicate(train_lib.init_state(params, tx), mesh)
+  state, metrics = train_step(state, sharding.shard_batch(batch, mesh))
+  return jax.device_get(state.params), jax.device_get(metrics)
+
+
 def test_one_device_and_eight_devices_take_the_same_step(mesh1, mesh8):
   """The gradient itself must match, not only its direction: plain SGD moves the
   parameters by lr * g (AdamW's first step is about lr * sign(g) whatever g's scale,
   so a psum in place of the pmean would pass with it), and grad_norm is compared."""
   batch = data.make_batch(TOK, *problems())
   graphdef, params = model_lib.create(CFG, seed=0)
-  params = jax.device_get(params)  # host copies: the steps donate what they are given
-  tx = optax.sgd(0.5)
-  after = []
-  for mesh in (mesh1, mesh8):
-    train_step, _ = train_lib.make_steps(graphdef, tx, mesh)
-    state = sharding.replicate(train_lib.init_state(params, tx), mesh)
-    state, metrics = train_step(state, sharding.shard_batch(batch, mesh))
-    after.append((jax.device_get(state.params), jax.device_get(metrics)))
-  (params1, m1), (params8, m8) = after
+  params = jax.device_get(params)
+  (params1, m1), (params8, m8) = (sgd_step(graphdef, params, batch, mesh)
+                                  for mesh in (mesh1, mesh8))
   assert m1["loss"] == pytest.approx(m8["loss"], rel=1e-5)
   assert m1["grad_norm"] == pytest.approx(m8["grad_norm"], rel=1e-5)
   for a, b in zip(jax.tree.leaves(params1), jax.tree.leaves(params8)):

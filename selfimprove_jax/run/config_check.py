@@ -60,11 +60,12 @@ _ZERO_MEANS = {"sample.temperature": "0: greedy", "sample.top_k": "0: no limit",
                "noise.generation": "0: no injection",
                "checkpoint.every_steps": "0: per generation only", "checkpoint.max_to_keep": "0: all",
                "train.pack_tokens": "0: train.batch_size rows"}
-# Sections that are a settings dataclass: the config gives every field but those the code sets.
-_DATACLASSES = {"model": (model_lib.ModelConfig, {"vocab_size"}),
-                "optimizer": (train_lib.OptimizerConfig, {"total_steps"}),
-                # Optional: what generations 1 on change of `optimizer` (none by default).
-                "generation_optimizer": (train_lib.OptimizerConfig, {"total_steps"})}
+# Sections that are a settings dataclass: (the dataclass, the fields the code sets, whether
+# a config may leave the section out).
+_DATACLASSES = {"model": (model_lib.ModelConfig, {"vocab_size"}, False),
+                "optimizer": (train_lib.OptimizerConfig, {"total_steps"}, False),
+                # What generations 1 on change of `optimizer` (nothing by default).
+                "generation_optimizer": (train_lib.OptimizerConfig, {"total_steps"}, True)}
 
 
 def _field(config: ml_collections.ConfigDict, field: str):
@@ -83,8 +84,8 @@ def _check_fields(config: ml_collections.ConfigDict) -> None:
             for field, accepted in (_FIELDS[""] | _FIELDS[mode(config)]).items()}
   if mode(config) == "lm" and _field(config, "lm.source") == "procedural":
     checks |= {field: (accepted, "") for field, accepted in _LANGUAGE_FIELDS.items()}
-  for section, (cls, set_by_code) in _DATACLASSES.items():
-    if section == "generation_optimizer" and section not in config:
+  for section, (cls, set_by_code, optional) in _DATACLASSES.items():
+    if optional and section not in config:
       continue
     given = _field(config, section)
     known = set(fields.specs(cls)) - set_by_code
