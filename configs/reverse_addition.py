@@ -3,7 +3,9 @@
   python -m selfimprove_jax.main --config=configs/reverse_addition.py --workdir=/tmp/ra
 
 Their recipe (JackCai1206/arithmetic-self-improve, experiments/run_addition_new.sh):
-a 6-layer, width-384 NoPE transformer learns 1-16 digit sums from ground truth in
+a 6-layer, width-384 NoPE transformer learns 1-16 digit sums from ground truth (in
+their format, `padded_reverse_addition`: every sum written with one digit more than its
+longer operand, and ground-truth operands of independent lengths) in
 10,000 steps of 1,024; every round then labels 50,000 sums one digit longer greedily,
 keeps every answer (no filter), and trains 1,000 more steps in which the newest labels
 are half of every batch and ground truth and the older rounds share the rest by length.
@@ -15,6 +17,9 @@ Where this config still differs, and why:
   afresh, which also lets a generation be resumed on its own;
 - the learning rate decays to 0, theirs to 1% of the peak; AdamW's epsilon is optax's
   1e-8, theirs 1e-12;
+- their ground truth draws both operands' lengths uniformly from 1-16; ours draws the
+  longer length uniformly (the loop's difficulty) and the other from 1 to it, so
+  short sums are as common as long ones;
 - accuracy is measured on 128 sums at every length from 1 to 100 after each
   generation; theirs on 1,024 sums at the 8 lengths around the frontier.
 
@@ -32,7 +37,7 @@ from selfimprove_jax import config_files
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   del arg
   c = config_files.load(Path(__file__).with_name("default.py"))
-  c.task = "reverse_addition"
+  c.task = "padded_reverse_addition"
   # 16 -> 100 digits at one digit a generation.
   c.generations = 84
   c.scorer = "none"

@@ -26,6 +26,15 @@ def test_builds_array_record_and_reads_back_the_ground_truth(tmp_path):
   assert "tensorflow" not in sys.modules
 
 
+def test_the_train_split_is_the_tasks_ground_truth_and_eval_what_it_is_asked(tmp_path):
+  # padded_reverse_addition teaches operands of mixed lengths and asks equal ones.
+  config = datasets.make_config("padded_reverse_addition", 0, (3, 3), 200, (3, 3), 20)
+  splits = datasets.load(config, tmp_path)
+  shapes = lambda split: {tuple(map(len, p.prompt[:-1].split("+"))) for p in splits[split].all()}
+  assert shapes("eval") == {(3, 3)}
+  assert shapes("train") == {(3, 1), (3, 2), (3, 3), (1, 3), (2, 3)}
+
+
 def test_same_config_same_data_and_the_seed_matters(tmp_path):
   one = datasets.load(small(), tmp_path / "a")["train"].all()
   two = datasets.load(small(), tmp_path / "b")["train"].all()

@@ -11,6 +11,10 @@ def solve(name, prompt):
   if name == "reverse_addition":
     a, b = (int(x[::-1]) for x in body.split("+"))
     return str(a + b)[::-1]
+  if name == "padded_reverse_addition":  # always one digit longer than the longer operand
+    a, b = body.split("+")
+    total = str(int(a[::-1]) + int(b[::-1]))[::-1]
+    return total + "0" * (max(len(a), len(b)) + 1 - len(total))
   if name == "addition":
     a, b = (int(x) for x in body.split("+"))
     return str(a + b)
@@ -43,6 +47,23 @@ def test_reverse_addition_operands_have_exactly_d_digits():
   for p in tasks.get_task("reverse_addition").batch(rng, [4] * 50):
     a, b = p.prompt[:-1].split("+")
     assert len(a) == len(b) == 4 and a[-1] != "0" and b[-1] != "0"
+
+
+def test_padded_reverse_addition_trains_on_mixed_operand_lengths_and_is_asked_equal_ones():
+  task, rng = tasks.get_task("padded_reverse_addition"), np.random.default_rng(2)
+  asked = [task.generate(rng, 5) for _ in range(50)]
+  assert {tuple(map(len, p.prompt[:-1].split("+"))) for p in asked} == {(5, 5)}
+  taught = [task.ground_truth(rng, 5) for _ in range(400)]
+  lengths = {tuple(map(len, p.prompt[:-1].split("+"))) for p in taught}
+  assert lengths == {(5, k) for k in range(1, 6)} | {(k, 5) for k in range(1, 6)}
+  for p in asked + taught:
+    assert p.difficulty == 5 and len(p.answer) == 6 == task.answer_lengths(p.prompt)[0]
+    assert p.answer == solve("padded_reverse_addition", p.prompt) == task.parse(p.prompt).answer
+  # Without a carry out of the top digit the padding is a trailing zero: 21 + 3 = 24.
+  assert task.parse("12+3=").answer == "420"
+  # Tasks without a wider ground truth teach what they ask.
+  plain = tasks.get_task("reverse_addition")
+  assert plain.ground_truth(np.random.default_rng(3), 4) == plain.generate(np.random.default_rng(3), 4)
 
 
 def test_same_seed_same_problems():

@@ -76,11 +76,12 @@ class SelfimproveProblems(tfds.core.GeneratorBasedBuilder):
   def _generate_examples(self, split_id: int, size: int, difficulties_fn):
     cfg = self.builder_config
     task = get_task(cfg.task)
+    generate = task.ground_truth if split_id == 1 else task.generate
     for start in range(0, size, _CHUNK):
       rng = np.random.default_rng([cfg.seed, split_id, start // _CHUNK])
       idx = np.arange(start, min(size, start + _CHUNK))
       for i, d in zip(idx, difficulties_fn(rng, idx)):
-        p = task.generate(rng, int(d))
+        p = generate(rng, int(d))
         yield int(i), {"prompt": p.prompt, "answer": p.answer, "difficulty": p.difficulty}
 
 

@@ -47,6 +47,22 @@ def _reverse_addition(rng, n):
   return f"{_rev(a)}+{_rev(b)}=", _rev(a + b)
 
 
+def _padded_reverse_addition(rng, n):
+  # Lee et al.'s format: the reversed sum written with n + 1 digits, so an n-digit sum
+  # without a carry ends in "0" and every answer's length is known from the prompt.
+  prompt, answer = _reverse_addition(rng, n)
+  return prompt, answer.ljust(n + 1, "0")
+
+
+def _mixed_padded_reverse_addition(rng, n):
+  # Their ground truth draws the operands' lengths independently: one operand has n
+  # digits, the other 1 to n, so the model sees digits aligned at every offset.
+  a, b = _digits(rng, n), _digits(rng, int(rng.integers(1, n + 1)))
+  if rng.integers(2):
+    a, b = b, a
+  return f"{_rev(a)}+{_rev(b)}=", _rev(a + b).ljust(n + 1, "0")
+
+
 def _addition(rng, n):
   a, b = _digits(rng, n), _digits(rng, n)
   return f"{a}+{b}=", str(a + b)
@@ -62,6 +78,16 @@ def _operands(prompt, pattern):
 def _solve_reverse_addition(prompt):
   a, b = _operands(prompt, r"(\d+)\+(\d+)=")
   return _rev(int(a[::-1]) + int(b[::-1])), max(len(a), len(b))
+
+
+def _solve_padded_reverse_addition(prompt):
+  answer, n = _solve_reverse_addition(prompt)
+  return answer.ljust(n + 1, "0"), n
+
+
+def _padded_sum_length(prompt):
+  n = max(len(x) for x in prompt[:-1].split("+"))
+  return n + 1, n + 1
 
 
 def _solve_addition(prompt):
@@ -128,11 +154,23 @@ class Task:
   _lengths: Callable[[str], tuple[int, int]]
   _solve: Callable[[str], tuple[str, int]]
   symbols: str  # the characters answers are written in
+  # The ground-truth training problems, where they are drawn more widely than the
+  # problems the model is evaluated and self-labels on (None: the same).
+  _make_ground_truth: Callable[[np.random.Generator, int], tuple[str, str]] | None = None
 
   def generate(self, rng: np.random.Generator, difficulty: int) -> Problem:
     if difficulty < 1:
       raise ValueError(f"difficulty must be >= 1, got {difficulty}")
     prompt, answer = self._make(rng, difficulty)
+    return Problem(prompt, answer, difficulty)
+
+  def ground_truth(self, rng: np.random.Generator, difficulty: int) -> Problem:
+    """A training problem of the human data: as `generate`, or drawn more widely."""
+    if self._make_ground_truth is None:
+      return self.generate(rng, difficulty)
+    if difficulty < 1:
+      raise ValueError(f"difficulty must be >= 1, got {difficulty}")
+    prompt, answer = self._make_ground_truth(rng, difficulty)
     return Problem(prompt, answer, difficulty)
 
   def batch(self, rng: np.random.Generator, difficulties) -> list[Problem]:
@@ -173,6 +211,8 @@ class Task:
 
 TASKS = {t.name: t for t in (
     Task("reverse_addition", _reverse_addition, _sum_lengths, _solve_reverse_addition, _DIGITS),
+    Task("padded_reverse_addition", _padded_reverse_addition, _padded_sum_length,
+         _solve_padded_reverse_addition, _DIGITS, _mixed_padded_reverse_addition),
     Task("addition", _addition, _sum_lengths, _solve_addition, _DIGITS),
     Task("multiplication", _multiplication, _product_lengths, _solve_multiplication, _DIGITS),
     Task("copy", _copy, _same_length, _solve_copy, _ALPHA),
