@@ -11,9 +11,14 @@ pack:   train steps on a task's examples one per row, padded, against packed row
 generation: one loop generation after another (--config, --workdir), each
   split by stage, with the XLA compilations it caused.
 
-Figures are medians of --runs timed runs after --warmup untimed ones; the
-contestants take turns within each run, so a machine that slows down mid-way
-slows all of them alike.
+Figures are medians of --runs timed runs after --warmup untimed ones. Where
+sample and train time peers, each contestant runs alone in a process of its own,
+--rounds times, taking turns (--isolate, the default): PyTorch's OpenMP threads
+spin for a while after its call returns, and in a shared process they would be
+timed as part of ours. The figure is the median over rounds of each process's
+median, so a machine that slows down mid-way slows every contestant alike.
+--noisolate times them in one process, taking turns run by run (biased: the
+spinning threads of one slow the other; kept to compare against older figures).
 """
 
 import dataclasses
@@ -22,6 +27,7 @@ import json
 import logging
 import os
 import statistics
+import subprocess
 import sys
 import time
 
@@ -64,6 +70,10 @@ def define_flags() -> None:
   flags.DEFINE_list("digits", ["1", "6"], "pack: the ground truth's difficulties, low,high.")
   flags.DEFINE_integer("label_digits", 0, "pack: half of each batch at this difficulty (0: none).")
   flags.DEFINE_integer("runs", 5, "Timed runs; the median is reported.")
+  flags.DEFINE_bool("isolate", True, "sample, train: each contestant in a process of its own.")
+  flags.DEFINE_integer("rounds", 5, "sample, train with --isolate: processes per contestant, "
+                       "taking turns; the median of their medians is reported.")
+  flags.DEFINE_string("contestant", "", "Internal: the one contestant this process times.")
   flags.DEFINE_integer("warmup", 1, "Untimed runs first (compilation happens here).")
   flags.DEFINE_float("peak_tflops", 0.0, "Peak TFLOP/s for MFU; 0 measures a large matmul instead.")
   flags.DEFINE_float("peak_tbs", 0.0, "sample: memory bandwidth in TB/s (H200: 4.8 on paper, 4.3 "
@@ -85,6 +95,38 @@ def interleaved_medians(contestants: dict) -> dict[str, float]:
       start = time.perf_counter()
       jax.block_until_ready(fn())
       times[name].append(time.perf_counter() - start)
+  return {name: statistics.median(t) for name, t in times.items()}
+
+
+def fair_medians(command: str, factories: dict, batch: int) -> dict[str, float]:
+  """Median seconds of each contestant, from factories name -> (() -> function to time).
+
+  With --isolate, every round starts one process per contestant, in turn (the order
+  alternating between rounds), and each builds and times only its own; nothing of
+  one contestant runs while another's timer does."""
+  if FLAGS.contestant:  # this process is one round of one contestant
+    seconds = interleaved_medians({FLAGS.contestant: factories[FLAGS.contestant]()})
+    print(json.dumps({"contestant": FLAGS.contestant, "seconds": seconds[FLAGS.contestant]}))
+    sys.exit(0)
+  if not FLAGS.isolate or len(factories) == 1:
+    return interleaved_medians({name: make() for name, make in factories.items()})
+  passed = [f.serialize() for f in FLAGS.get_flags_for_module(sys.modules[__name__])
+            if f.present and f.name not in ("batch", "contestant", "rounds")]
+  return isolated_medians(list(factories), [command, *passed, f"--batch={batch}"], FLAGS.rounds)
+
+
+def isolated_medians(names: list[str], argv: list[str], rounds: int,
+                     run=subprocess.run) -> dict[str, float]:
+  """Median over `rounds` of each contestant's seconds, each round starting one bench
+  process per contestant (`argv` plus --contestant), in an order that alternates."""
+  times = {name: [] for name in names}
+  for r in range(rounds):
+    for name in (names if r % 2 == 0 else names[::-1]):
+      child = run([sys.executable, "-m", "selfimprove_jax.bench", *argv, f"--contestant={name}"],
+                  capture_output=True, text=True)
+      if child.returncode:
+        sys.exit(f"error: the {name} process failed:\n{child.stderr[-2000:]}")
+      times[name].append(json.loads(child.stdout.strip().splitlines()[-1])["seconds"])
   return {name: statistics.median(t) for name, t in times.items()}
 
 
@@ -127,27 +169,35 @@ def recompute_generate(graphdef, params, prompts, new_tokens):
 def bench_sample():
   cfg = model_config()
   graphdef, params = model_lib.create(cfg)
-  mesh = sharding.make_mesh()
-  params = sharding.replicate(params, mesh)
-  sampler = sampling.Sampler(no_eos(functools.partial(model_lib.apply, graphdef)),
-                             functools.partial(model_lib.init_cache, cfg), mesh,
-                             max_new_tokens=FLAGS.new_tokens, prompt_bucket=FLAGS.prompt_len)
-  recompute = jax.jit(functools.partial(recompute_generate, graphdef), static_argnums=2)
-  if FLAGS.peers:
-    hf = peers.HFSampler(cfg, FLAGS.new_tokens, FLAGS.prompt_len + FLAGS.new_tokens)
   for batch in map(int, FLAGS.batch):
     prompts = np.random.default_rng(0).integers(3, cfg.vocab_size, (batch, FLAGS.prompt_len))
     prompts[:, 0] = BOS
-    key = jax.random.key(0)
-    contestants = {"cached": lambda: sampler(params, prompts.tolist(), key).tokens}
+
+    def cached():
+      mesh = sharding.make_mesh()
+      sampler = sampling.Sampler(no_eos(functools.partial(model_lib.apply, graphdef)),
+                                 functools.partial(model_lib.init_cache, cfg), mesh,
+                                 max_new_tokens=FLAGS.new_tokens, prompt_bucket=FLAGS.prompt_len)
+      placed, key = sharding.replicate(params, mesh), jax.random.key(0)
+      return lambda: sampler(placed, prompts.tolist(), key).tokens
+
+    def hf_generate():
+      hf = peers.HFSampler(cfg, FLAGS.new_tokens, FLAGS.prompt_len + FLAGS.new_tokens)
+      return lambda: hf(prompts)
+
+    def recompute():
+      run = jax.jit(functools.partial(recompute_generate, graphdef), static_argnums=2)
+      return lambda: run(params, jnp.asarray(prompts), FLAGS.new_tokens)
+
+    factories = {"cached": cached}
     if FLAGS.peers:
-      contestants["hf_generate"] = lambda: hf(prompts)
+      factories["hf_generate"] = hf_generate
     if not FLAGS.skip_recompute:
-      contestants["recompute"] = lambda: recompute(params, jnp.asarray(prompts), FLAGS.new_tokens)
-    seconds = interleaved_medians(contestants)
+      factories["recompute"] = recompute
+    seconds = fair_medians("sample", factories, batch)
     tokens = batch * FLAGS.new_tokens
     result = dict(bench="sample", batch=batch, prompt_len=FLAGS.prompt_len,
-                  new_tokens=FLAGS.new_tokens)
+                  new_tokens=FLAGS.new_tokens, isolated=FLAGS.isolate)
     for name, s in seconds.items():
       result[f"{name}_tokens_per_s"] = round(tokens / s, 1)
       if name != "cached":
@@ -195,32 +245,37 @@ def measured_peak_flops(dtype) -> float:
 def bench_train():
   cfg = model_config()
   graphdef, params = model_lib.create(cfg)
-  mesh = sharding.make_mesh()
-  tx = train_lib.make_optimizer(train_lib.OptimizerConfig())
-  train_step, _ = train_lib.make_steps(graphdef, tx, mesh)
-  if FLAGS.peak_tflops:
+  if FLAGS.contestant:
+    peak, peak_source = 0.0, ""  # the parent reports the MFU
+  elif FLAGS.peak_tflops:
     peak, peak_source = FLAGS.peak_tflops * 1e12, "given"
   else:
     peak, peak_source = measured_peak_flops(cfg.compute_dtype) * jax.device_count(), "measured"
   for batch in map(int, FLAGS.batch):
     rng = np.random.default_rng(0)
     tokens = rng.integers(3, cfg.vocab_size, (batch, FLAGS.seq_len + 1)).astype(np.int32)
-    data = sharding.shard_batch(data_lib.Batch(
-        inputs=tokens[:, :-1], targets=tokens[:, 1:],
-        weights=np.ones((batch, FLAGS.seq_len), np.float32)), mesh)
-    state = [sharding.replicate(train_lib.init_state(params, tx), mesh)]
 
-    def step():
-      state[0], metrics = train_step(state[0], data)
-      return metrics
+    def ours():
+      mesh = sharding.make_mesh()
+      tx = train_lib.make_optimizer(train_lib.OptimizerConfig())
+      train_step, _ = train_lib.make_steps(graphdef, tx, mesh)
+      data = sharding.shard_batch(data_lib.Batch(
+          inputs=tokens[:, :-1], targets=tokens[:, 1:],
+          weights=np.ones((batch, FLAGS.seq_len), np.float32)), mesh)
+      state = [sharding.replicate(train_lib.init_state(params, tx), mesh)]
 
-    contestants = {"ours": step}
+      def step():
+        state[0], metrics = train_step(state[0], data)
+        return metrics
+      return step
+
+    factories = {"ours": ours}
     if FLAGS.peers:
-      contestants["torch_eager"] = peers.TorchTrain(cfg, tokens)
-    seconds = interleaved_medians(contestants)
+      factories["torch_eager"] = lambda: peers.TorchTrain(cfg, tokens)
+    seconds = fair_medians("train", factories, batch)
     tokens_per_s = batch * FLAGS.seq_len / seconds["ours"]
     flops = tokens_per_s * train_flops_per_token(cfg, FLAGS.seq_len)
-    result = dict(bench="train", batch=batch, seq_len=FLAGS.seq_len,
+    result = dict(bench="train", batch=batch, seq_len=FLAGS.seq_len, isolated=FLAGS.isolate,
                   step_ms=round(seconds["ours"] * 1e3, 1), tokens_per_s=round(tokens_per_s, 1),
                   model_tflops=round(flops / 1e12, 4), peak_tflops=round(peak / 1e12, 4),
                   peak=peak_source, mfu=round(flops / peak, 3))
@@ -329,7 +384,7 @@ def main(argv):
   if argv[1] == "generation":
     print(f"# jax {jax.__version__}, {device}, "
           f"config {config_flags.get_config_filename(FLAGS['config'])}", flush=True)
-  else:
+  elif not FLAGS.contestant:  # a contestant's process prints only its timing
     print(f"# jax {jax.__version__}, {device}, model {model_config()}", flush=True)
     if FLAGS.peers:
       print(f"# {peers.versions()}", flush=True)

@@ -1,5 +1,7 @@
 """The benchmark's own arithmetic and instruments; the PyTorch peers where torch is installed."""
 
+import types
+
 import jax
 import numpy as np
 import pytest
@@ -51,3 +53,25 @@ def test_the_llama_peer_has_our_parameter_count_and_generates_exactly_the_tokens
   step = peers.TorchTrain(CFG, np.random.default_rng(0).integers(3, 49, (4, 9)))
   first = step()
   assert np.isfinite(first) and step() < first  # it trains
+
+
+def test_isolated_medians_time_each_contestant_in_its_own_process_taking_turns():
+  calls = []
+
+  def run(cmd, **_):  # stands in for subprocess.run: one bench process per call
+    name = cmd[-1].removeprefix("--contestant=")
+    calls.append((name, cmd))
+    seconds = {"ours": [1.0, 5.0, 2.0], "peer": [3.0, 4.0, 9.0]}[name][sum(c[0] == name for c in calls) - 1]
+    return types.SimpleNamespace(returncode=0, stderr="", stdout=f'# header\n{{"seconds": {seconds}}}\n')
+
+  medians = bench.isolated_medians(["ours", "peer"], ["train", "--batch=64"], rounds=3, run=run)
+  assert medians == {"ours": 2.0, "peer": 4.0}
+  assert [name for name, _ in calls] == ["ours", "peer", "peer", "ours", "ours", "peer"]
+  assert all(cmd[1:] == ["-m", "selfimprove_jax.bench", "train", "--batch=64", f"--contestant={name}"]
+             for name, cmd in calls)
+
+
+def test_a_failed_contestant_process_stops_the_benchmark_with_its_error():
+  failed = lambda cmd, **_: types.SimpleNamespace(returncode=1, stdout="", stderr="boom")
+  with pytest.raises(SystemExit, match="the peer process failed:\nboom"):
+    bench.isolated_medians(["peer"], ["train"], rounds=1, run=failed)
