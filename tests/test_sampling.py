@@ -132,3 +132,32 @@ def test_in_chunks_is_one_call_per_chunk_keyed_by_chunk(mesh8):
   # Greedy fake outputs give known statistics: 6 tokens each for prompts that never end.
   greedy = fake_sampler(mesh8).in_chunks(None, prompts, key, rows_per_call=4)
   assert greedy.token_stats()["tokens_sampled"] == int(greedy.lengths.sum()) == 30
+
+
+def test_long_runs_score_their_tokens_as_a_full_forward_pass_does(mesh8):
+  # 70 new tokens from prompts of different lengths (left-padded in one bucket): each
+  # sampled token's log-probability must be what one causal forward pass over the
+  # finished row, without a cache or padding, gives it.
+  cfg = model_lib.ModelConfig(vocab_size=V, num_layers=2, embed_dim=16, num_heads=2, mlp_dim=32,
+                              pos_encoding="none")
+  graphdef, params = model_lib.create(cfg, seed=1)
+  new = 70
+  no_eos = lambda logits: logits.at[..., EOS].set(-jnp.inf)
+
+  def apply(params, tokens, **kwargs):
+    logits, cache = model_lib.apply(graphdef, params, tokens, **kwargs)
+    return no_eos(logits), cache
+
+  sampler = sampling.Sampler(apply, lambda b, s: model_lib.init_cache(cfg, b, s), mesh8,
+                             max_new_tokens=new, prompt_bucket=8,
+                             method=sampling.Sample(temperature=1.0))
+  prompts = [[BOS, 3, 4, 5, 6], [BOS, 9]] * 4
+  out = sampler(sharding.replicate(params, mesh8), prompts, jax.random.key(0))
+  for row, prompt in enumerate(prompts[:2]):
+    tokens = out.tokens[row]
+    assert len(set(tokens.tolist())) > 10  # a varied row, so that attention matters
+    logits, _ = apply(params, jnp.asarray([prompt + tokens.tolist()]))
+    log_p = jax.nn.log_softmax(logits[0, len(prompt) - 1:-1])  # [new, V]
+    expected = np.take_along_axis(np.asarray(log_p), tokens[:, None], axis=-1)[:, 0]
+    np.testing.assert_allclose(out.logprobs[row], expected, atol=1e-4)
+
