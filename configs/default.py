@@ -78,6 +78,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   # With pack: each step's rows hold about this many tokens, so a step costs the same as
   # the examples grow longer (0: train.batch_size rows at every width).
   c.train.pack_tokens = 0
+  # With ensemble_size > 1: each member trains on batches of its own (member 0 on the
+  # batches a lone model would draw), as separately trained seeded models do; False:
+  # every member trains on the same batches, from its own initialization.
+  c.train.own_batches = False
   # "continue" from the last generation's weights, or "restart" from generation 0's (ReST-EM).
   c.train.init = "continue"
   c.train.log_every = 50

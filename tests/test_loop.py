@@ -168,3 +168,14 @@ def test_bad_config_fails_before_any_compute(tmp_path, field, value, message):
     loop.run(tiny(**{field: value}), str(tmp_path / "run"))
   assert str(e.value).startswith(message) and "\n" not in str(e.value)
   assert not (tmp_path / "run").exists()
+
+
+def test_members_with_own_batches_draw_apart_and_member_0_as_a_lone_model():
+  draw = lambda rng: {"rows": rng.integers(0, 1000, (4, 3))}  # stands in for a mode's batches
+  key = [7, 2, loop.TRAIN, 5]
+  alone = loop.member_batches(draw, key, members=1)
+  three = loop.member_batches(draw, key, members=3)
+  assert three["rows"].shape == (4, 3, 3)  # rows first, then members
+  np.testing.assert_array_equal(three["rows"][:, 0], alone["rows"])
+  np.testing.assert_array_equal(three["rows"][:, 2], draw(np.random.default_rng(key + [2]))["rows"])
+  assert not np.array_equal(three["rows"][:, 1], three["rows"][:, 0])

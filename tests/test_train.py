@@ -149,6 +149,25 @@ def test_an_ensemble_step_trains_each_member_as_if_alone(mesh8):
   assert not np.allclose(first[0], first[1])
 
 
+def test_with_own_batches_each_member_trains_on_its_own_as_if_alone(mesh8):
+  prompts, completions = problems()
+  own = [data.make_batch(TOK, prompts, completions, 16),
+         data.make_batch(TOK, prompts[::-1], [c[::-1] for c in completions], 16)]
+  stacked = jax.tree.map(lambda *xs: np.stack(xs, 1), *own)  # [B, E, T]: rows first
+  tx = train_lib.make_optimizer(train_lib.OptimizerConfig(warmup_steps=0, total_steps=100))
+  graphdef, ensemble = train_lib.init_ensemble(CFG, [3, 4], tx)
+  step = train_lib.make_ensemble_train_step(graphdef, tx, mesh8, own_batches=True)
+  ensemble, metrics = step(sharding.replicate(ensemble, mesh8), sharding.shard_batch(stacked, mesh8))
+  single_step, _ = train_lib.make_steps(graphdef, tx, mesh8)
+  for member, seed in enumerate([3, 4]):
+    state = sharding.replicate(train_lib.init_state(model_lib.create(CFG, seed=seed)[1], tx), mesh8)
+    state, alone = single_step(state, sharding.shard_batch(own[member], mesh8))
+    np.testing.assert_allclose(metrics["loss"][member], alone["loss"], rtol=1e-5)
+    for a, b in zip(jax.tree.leaves(jax.device_get(state.params)),
+                    jax.tree.leaves(jax.device_get(ensemble.params))):
+      np.testing.assert_allclose(a, b[member], atol=1e-5)
+
+
 def test_nonfinite_guard_stops_on_a_run_of_skips_not_on_scattered_ones():
   guard = train_lib.NonFiniteGuard(3, np.array([0, 0]))
   # [E=2] running totals of skipped steps: member 1 skips steps 1, 3, 4; member 0 never.

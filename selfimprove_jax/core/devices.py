@@ -38,10 +38,10 @@ class Devices:
     return self.compiled(("sampler", method, max_new_tokens), lambda: sampling.Sampler.for_model(
         self.graphdef, self.model_cfg, self.mesh, max_new_tokens=max_new_tokens, method=method))
 
-  def train_step(self, name: str, tx: optax.GradientTransformation):
+  def train_step(self, name: str, tx: optax.GradientTransformation, own_batches: bool = False):
     """The ensemble's train step with optimizer `tx`, known by `name` once built."""
-    return self.compiled(("train", name), lambda: train_lib.make_ensemble_train_step(
-        self.graphdef, tx, self.mesh))
+    return self.compiled(("train", name, own_batches), lambda: train_lib.make_ensemble_train_step(
+        self.graphdef, tx, self.mesh, own_batches))
 
   def train_state(self, params, tx: optax.GradientTransformation) -> train_lib.TrainState:
     """A fresh optimizer state for the ensemble's `params` ([E, ...] leaves), on every device."""

@@ -176,14 +176,16 @@ def make_steps(graphdef, tx, mesh):
   return train, evaluate
 
 
-def make_ensemble_train_step(graphdef, tx, mesh):
-  """The train step for E models stacked on a leading axis of the state, all
-  trained on the same batches: `jax.vmap` over the members inside each device's
-  step, so an ensemble of independently seeded models costs one program, not
-  E processes. The pmeans inside are over devices, once per member."""
+def make_ensemble_train_step(graphdef, tx, mesh, own_batches: bool = False):
+  """The train step for E models stacked on a leading axis of the state: `jax.vmap`
+  over the members inside each device's step, so an ensemble of independently seeded
+  models costs one program, not E processes. The pmeans inside are over devices, once
+  per member. All members train on the same batch [B, T], or with `own_batches` each
+  on its own, stacked [B, E, T] (rows first, so the rows split across devices)."""
   per_member = lambda state, batch: train_step(graphdef, tx, state, batch)
   return sharding.data_parallel(
-      lambda state, batch: jax.vmap(per_member, in_axes=(0, None))(state, batch), mesh,
+      lambda state, batch: jax.vmap(per_member, in_axes=(0, 1 if own_batches else None))(
+          state, batch), mesh,
       in_specs=(P(), P(DATA)), out_specs=(P(), P()), donate_argnums=0)
 
 

@@ -33,7 +33,7 @@ _FIELDS = {
          "data_policy": OneOf(mixture_lib.POLICIES), "train.batch_size": _I(1),
          "train.steps": _I(1), "train.steps_per_generation": _I(1),
          "train.init": OneOf(TRAIN_INIT), "train.log_every": _I(1),
-         "train.max_nonfinite_steps": _I(1), "sample.temperature": _R("[0, inf)"),
+         "train.max_nonfinite_steps": _I(1), "train.own_batches": _BOOL, "sample.temperature": _R("[0, inf)"),
          "sample.top_k": _I(0), "sample.top_p": _R("(0, 1]"), "sample.rows_per_call": _I(1),
          "checkpoint.every_steps": _I(0), "checkpoint.max_to_keep": _I(0)},
     "task": {"task": _STR, "scorer": _STR, "data.min_difficulty": _I(1),

@@ -128,7 +128,13 @@ class Setup:
 
   def train_step(self, generation: int):
     """Generation 0 and the later ones differ in schedule length, so in their step."""
-    return self.devices.train_step(f"generation {min(generation, 1)}", self.optimizer(generation))
+    return self.devices.train_step(f"generation {min(generation, 1)}", self.optimizer(generation),
+                                   self.own_batches)
+
+  @property
+  def own_batches(self) -> bool:
+    """Whether each ensemble member trains on batches of its own."""
+    return bool(self.config.train.own_batches) and self.config.ensemble_size > 1
 
 
 def _task_mode(config, data_dir: Path, ratings) -> labelling.TaskMode:

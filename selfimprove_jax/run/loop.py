@@ -71,6 +71,16 @@ def data_stage(setup: Setup, state: LoopState) -> Mixture | None:
   return mixture_lib.with_share(mixture, lessons, setup.config.judge.fraction)
 
 
+def member_batches(next_batch, key: list[int], members: int):
+  """One step's batch, drawn by `next_batch(rng)` from the step's `key`; for several
+  members, one each stacked [B, E, ...]: member 0's is the one batch a lone model
+  draws, member e's is drawn with e appended to the key."""
+  if members == 1:
+    return next_batch(np.random.default_rng(key))
+  batches = [next_batch(np.random.default_rng(key + ([e] if e else []))) for e in range(members)]
+  return jax.tree.map(lambda *xs: np.stack(xs, 1), *batches)
+
+
 def train_stage(setup: Setup, g: int, train_state, mixture: Mixture, *, steps: int, start: int,
                 step_fn, after_step):
   """Steps start..steps-1 of generation g on batches drawn from `mixture`."""
@@ -78,9 +88,10 @@ def train_stage(setup: Setup, g: int, train_state, mixture: Mixture, *, steps: i
   next_batch = setup.mode.batches(setup, mixture)
   tokens, metrics = 0, None
   guard = train_lib.NonFiniteGuard(cfg.max_nonfinite_steps, jax.device_get(train_state.skipped))
+  members = setup.config.ensemble_size if setup.own_batches else 1
   with progress.bar(range(start, steps), desc=f"gen {g} train", unit="step") as bar:
     for step in bar:
-      batch = next_batch(np.random.default_rng([setup.config.seed, g, TRAIN, step]))
+      batch = member_batches(next_batch, [setup.config.seed, g, TRAIN, step], members)
       tokens += int(batch.weights.sum())
       if metrics is not None:
         sharding.wait(metrics, setup.devices.mesh)  # see sharding.wait
