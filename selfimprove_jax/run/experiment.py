@@ -133,8 +133,9 @@ class Setup:
 
   @property
   def own_batches(self) -> bool:
-    """Whether each ensemble member trains on batches of its own."""
-    return bool(self.config.train.own_batches) and self.config.ensemble_size > 1
+    """Whether each ensemble member trains on batches of its own (task mode: a text
+    run has one model, and no such field)."""
+    return self.config.ensemble_size > 1 and bool(self.config.train.own_batches)
 
 
 def _task_mode(config, data_dir: Path, ratings) -> labelling.TaskMode:
