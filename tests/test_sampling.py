@@ -160,4 +160,3 @@ def test_long_runs_score_their_tokens_as_a_full_forward_pass_does(mesh8):
     log_p = jax.nn.log_softmax(logits[0, len(prompt) - 1:-1])  # [new, V]
     expected = np.take_along_axis(np.asarray(log_p), tokens[:, None], axis=-1)[:, 0]
     np.testing.assert_allclose(out.logprobs[row], expected, atol=1e-4)
-

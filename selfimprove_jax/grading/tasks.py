@@ -47,11 +47,15 @@ def _reverse_addition(rng, n):
   return f"{_rev(a)}+{_rev(b)}=", _rev(a + b)
 
 
+def _padded(prompt, answer):
+  # Lee et al.'s format: a sum written with one digit more than its longer operand, so
+  # one without a carry out of the top digit ends in "0" (reversed) and every answer's
+  # length is known from the prompt.
+  return prompt, answer.ljust(_padded_sum_length(prompt)[0], "0")
+
+
 def _padded_reverse_addition(rng, n):
-  # Lee et al.'s format: the reversed sum written with n + 1 digits, so an n-digit sum
-  # without a carry ends in "0" and every answer's length is known from the prompt.
-  prompt, answer = _reverse_addition(rng, n)
-  return prompt, answer.ljust(n + 1, "0")
+  return _padded(*_reverse_addition(rng, n))
 
 
 def _mixed_padded_reverse_addition(rng, n):
@@ -60,7 +64,7 @@ def _mixed_padded_reverse_addition(rng, n):
   a, b = _digits(rng, n), _digits(rng, int(rng.integers(1, n + 1)))
   if rng.integers(2):
     a, b = b, a
-  return f"{_rev(a)}+{_rev(b)}=", _rev(a + b).ljust(n + 1, "0")
+  return _padded(f"{_rev(a)}+{_rev(b)}=", _rev(a + b))
 
 
 def _addition(rng, n):
@@ -82,12 +86,7 @@ def _solve_reverse_addition(prompt):
 
 def _solve_padded_reverse_addition(prompt):
   answer, n = _solve_reverse_addition(prompt)
-  return answer.ljust(n + 1, "0"), n
-
-
-def _padded_sum_length(prompt):
-  n = max(len(x) for x in prompt[:-1].split("+"))
-  return n + 1, n + 1
+  return _padded(prompt, answer)[1], n
 
 
 def _solve_addition(prompt):
@@ -99,6 +98,11 @@ def _sum_lengths(prompt):
   # A sum has as many digits as its longer operand, or one more for the carry.
   n = max(len(x) for x in prompt[:-1].split("+"))
   return n, n + 1
+
+
+def _padded_sum_length(prompt):
+  longest = _sum_lengths(prompt)[1]  # the operand's digits and a carry's
+  return longest, longest
 
 
 def _multiplication(rng, n):
@@ -159,18 +163,17 @@ class Task:
   _make_ground_truth: Callable[[np.random.Generator, int], tuple[str, str]] | None = None
 
   def generate(self, rng: np.random.Generator, difficulty: int) -> Problem:
-    if difficulty < 1:
-      raise ValueError(f"difficulty must be >= 1, got {difficulty}")
-    prompt, answer = self._make(rng, difficulty)
-    return Problem(prompt, answer, difficulty)
+    return self._problem(self._make, rng, difficulty)
 
   def ground_truth(self, rng: np.random.Generator, difficulty: int) -> Problem:
     """A training problem of the human data: as `generate`, or drawn more widely."""
-    if self._make_ground_truth is None:
-      return self.generate(rng, difficulty)
+    return self._problem(self._make_ground_truth or self._make, rng, difficulty)
+
+  @staticmethod
+  def _problem(make, rng: np.random.Generator, difficulty: int) -> Problem:
     if difficulty < 1:
       raise ValueError(f"difficulty must be >= 1, got {difficulty}")
-    prompt, answer = self._make_ground_truth(rng, difficulty)
+    prompt, answer = make(rng, difficulty)
     return Problem(prompt, answer, difficulty)
 
   def batch(self, rng: np.random.Generator, difficulties) -> list[Problem]:
