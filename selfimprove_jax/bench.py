@@ -66,6 +66,8 @@ def define_flags() -> None:
   flags.DEFINE_integer("prompt_len", 32, "sample: prompt tokens per row.")
   flags.DEFINE_integer("new_tokens", 128, "sample: new tokens per row.")
   flags.DEFINE_integer("seq_len", 32, "train: tokens per row.")
+  flags.DEFINE_integer("ensemble", 1, "train: models stepped per call, each its own seed: ours "
+                       "stacked in one vmapped step (ensemble_size), PyTorch's one after another.")
   flags.DEFINE_string("task", "reverse_addition", "pack: the task whose examples are trained on.")
   flags.DEFINE_list("digits", ["1", "6"], "pack: the ground truth's difficulties, low,high.")
   flags.DEFINE_integer("label_digits", 0, "pack: half of each batch at this difficulty (0: none).")
@@ -258,11 +260,16 @@ def bench_train():
     def ours():
       mesh = sharding.make_mesh()
       tx = train_lib.make_optimizer(train_lib.OptimizerConfig())
-      train_step, _ = train_lib.make_steps(graphdef, tx, mesh)
+      if FLAGS.ensemble == 1:
+        train_step, _ = train_lib.make_steps(graphdef, tx, mesh)
+        state = train_lib.init_state(params, tx)
+      else:  # the loop's ensemble: every member on the same batch, as ensemble_size gives
+        _, state = train_lib.init_ensemble(cfg, range(FLAGS.ensemble), tx)
+        train_step = train_lib.make_ensemble_train_step(graphdef, tx, mesh)
       data = sharding.shard_batch(data_lib.Batch(
           inputs=tokens[:, :-1], targets=tokens[:, 1:],
           weights=np.ones((batch, FLAGS.seq_len), np.float32)), mesh)
-      state = [sharding.replicate(train_lib.init_state(params, tx), mesh)]
+      state = [sharding.replicate(state, mesh)]
 
       def step():
         state[0], metrics = train_step(state[0], data)
@@ -271,17 +278,19 @@ def bench_train():
 
     factories = {"ours": ours}
     if FLAGS.peers:
-      factories["torch_eager"] = lambda: peers.TorchTrain(cfg, tokens)
+      factories["torch_eager"] = lambda: peers.TorchTrain(cfg, tokens, models=FLAGS.ensemble)
     seconds = fair_medians("train", factories, batch)
-    tokens_per_s = batch * FLAGS.seq_len / seconds["ours"]
+    tokens_per_s = FLAGS.ensemble * batch * FLAGS.seq_len / seconds["ours"]
     flops = tokens_per_s * train_flops_per_token(cfg, FLAGS.seq_len)
-    result = dict(bench="train", batch=batch, seq_len=FLAGS.seq_len, isolated=FLAGS.isolate,
+    result = dict(bench="train", batch=batch, seq_len=FLAGS.seq_len, models=FLAGS.ensemble,
+                  isolated=FLAGS.isolate,
                   step_ms=round(seconds["ours"] * 1e3, 1), tokens_per_s=round(tokens_per_s, 1),
                   model_tflops=round(flops / 1e12, 4), peak_tflops=round(peak / 1e12, 4),
                   peak=peak_source, mfu=round(flops / peak, 3))
     if FLAGS.peers:
       result.update(torch_step_ms=round(seconds["torch_eager"] * 1e3, 1),
-                    torch_tokens_per_s=round(batch * FLAGS.seq_len / seconds["torch_eager"], 1),
+                    torch_tokens_per_s=round(FLAGS.ensemble * batch * FLAGS.seq_len
+                                             / seconds["torch_eager"], 1),
                     ours_vs_torch=round(seconds["torch_eager"] / seconds["ours"], 2))
     report(**result)
 

@@ -5,7 +5,8 @@ PyTorch model; these are the same two, same shapes:
 
   HFSampler:  `LlamaForCausalLM.generate`, greedy, exactly `new_tokens` per row.
   TorchTrain: the same Llama model, eager PyTorch, one AdamW step with gradient
-              clipping per call, loss on every token as in `train.train_step`.
+              clipping per call, loss on every token as in `train.train_step`;
+              or one step of each of several seeded models, for an ensemble.
 
 Llama is our architecture up to fusion (RMSNorm pre-norm, SwiGLU, RoPE, no
 biases, untied head), so the matmul FLOPs per token are the same. Like ours,
@@ -37,7 +38,7 @@ def versions() -> str:
          f"transformers {transformers.__version__}"
 
 
-def llama(cfg: model_lib.ModelConfig, max_len: int):
+def llama(cfg: model_lib.ModelConfig, max_len: int, seed: int = 0):
   """A randomly initialized LlamaForCausalLM of cfg's sizes, in cfg's dtype."""
   torch, transformers = _torch()
   config = transformers.LlamaConfig(
@@ -46,7 +47,7 @@ def llama(cfg: model_lib.ModelConfig, max_len: int):
       num_key_value_heads=cfg.num_heads, max_position_embeddings=max_len,
       rms_norm_eps=cfg.norm_eps, rope_theta=cfg.rope_base, tie_word_embeddings=False,
       pad_token_id=0, bos_token_id=1, eos_token_id=2)
-  torch.manual_seed(0)
+  torch.manual_seed(seed)
   return transformers.LlamaForCausalLM(config).to(_device(torch))
 
 
@@ -80,24 +81,28 @@ class HFSampler:
 
 
 class TorchTrain:
-  """One eager AdamW step (clipped at 1.0, as optimizer.grad_clip) on a fixed batch."""
+  """One eager AdamW step (clipped at 1.0, as optimizer.grad_clip) on a fixed batch, for
+  each of `models` independently seeded models in turn (an ensemble, PyTorch-style)."""
 
-  def __init__(self, cfg: model_lib.ModelConfig, tokens: np.ndarray):
+  def __init__(self, cfg: model_lib.ModelConfig, tokens: np.ndarray, models: int = 1):
     torch, _ = _torch()
     self.torch, self.cfg = torch, cfg
-    self.model = llama(cfg, tokens.shape[1]).train()
-    self.opt = torch.optim.AdamW(self.model.parameters(), lr=1e-4, betas=(0.9, 0.98),
-                                 weight_decay=0.1)
+    self.models = [llama(cfg, tokens.shape[1], seed=m).train() for m in range(models)]
+    self.opts = [torch.optim.AdamW(m.parameters(), lr=1e-4, betas=(0.9, 0.98), weight_decay=0.1)
+                 for m in self.models]
     tokens = torch.from_numpy(tokens.astype(np.int64)).to(_device(torch))
     self.inputs, self.targets = tokens[:, :-1], tokens[:, 1:]
 
-  def __call__(self) -> float:
+  def __call__(self) -> list[float]:
     torch = self.torch
-    with _autocast(torch, self.cfg):
-      logits = self.model(input_ids=self.inputs).logits.float()  # [B, T, V]
-    loss = torch.nn.functional.cross_entropy(logits.flatten(0, 1), self.targets.flatten())
-    self.opt.zero_grad(set_to_none=True)
-    loss.backward()
-    torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
-    self.opt.step()
-    return loss.item()  # waits for the step, as block_until_ready does for ours
+    losses = []
+    for model, opt in zip(self.models, self.opts):
+      with _autocast(torch, self.cfg):
+        logits = model(input_ids=self.inputs).logits.float()  # [B, T, V]
+      loss = torch.nn.functional.cross_entropy(logits.flatten(0, 1), self.targets.flatten())
+      opt.zero_grad(set_to_none=True)
+      loss.backward()
+      torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+      opt.step()
+      losses.append(loss.item())  # waits for the step, as block_until_ready does for ours
+    return losses

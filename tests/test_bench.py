@@ -50,9 +50,11 @@ def test_the_llama_peer_has_our_parameter_count_and_generates_exactly_the_tokens
   assert sum(p.numel() for p in sampler.model.parameters()) == model_lib.num_params(params)
   prompts = np.full((3, 5), 5)
   assert tuple(sampler(prompts).shape) == (3, 12)
-  step = peers.TorchTrain(CFG, np.random.default_rng(0).integers(3, 49, (4, 9)))
-  first = step()
-  assert np.isfinite(first) and step() < first  # it trains
+  step = peers.TorchTrain(CFG, np.random.default_rng(0).integers(3, 49, (4, 9)), models=2)
+  first = np.array(step())
+  assert first.shape == (2,) and np.isfinite(first).all()
+  assert first[0] != first[1]  # each model from its own seed
+  assert (np.array(step()) < first).all()  # each trains
 
 
 def test_isolated_medians_time_each_contestant_in_its_own_process_taking_turns():

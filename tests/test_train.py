@@ -125,7 +125,7 @@ def test_schedules_warm_up_and_end_where_expected(schedule):
 
 
 def test_an_ensemble_step_trains_each_member_as_if_alone(mesh8):
-  """vmap over members inside the data-parallel step = separate models, one program."""
+  """Members stepped in turn inside the data-parallel step = separate models, one program."""
   batch = sharding.shard_batch(data.make_batch(TOK, *problems()), mesh8)
   tx = train_lib.make_optimizer(train_lib.OptimizerConfig(warmup_steps=0, total_steps=100))
   graphdef, ensemble = train_lib.init_ensemble(CFG, [3, 4], tx)

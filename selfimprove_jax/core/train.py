@@ -177,16 +177,25 @@ def make_steps(graphdef, tx, mesh):
 
 
 def make_ensemble_train_step(graphdef, tx, mesh, own_batches: bool = False):
-  """The train step for E models stacked on a leading axis of the state: `jax.vmap`
-  over the members inside each device's step, so an ensemble of independently seeded
-  models costs one program, not E processes. The pmeans inside are over devices, once
-  per member. All members train on the same batch [B, T], or with `own_batches` each
-  on its own, stacked [B, E, T] (rows first, so the rows split across devices)."""
+  """The train step for E models stacked on a leading axis of the state: the members
+  step one after another (`lax.map`) inside each device's step, so an ensemble of
+  independently seeded models costs one program, not E processes. The pmeans inside
+  are over devices, once per member. All members train on the same batch [B, T], or
+  with `own_batches` each on its own, stacked [B, E, T] (rows first, so the rows split
+  across devices).
+
+  A `jax.vmap` over the members would turn every matmul into a batched one; on CPU
+  that ran 1.5-1.7x slower than stepping them in turn (BENCHMARKS.md)."""
   per_member = lambda state, batch: train_step(graphdef, tx, state, batch)
-  return sharding.data_parallel(
-      lambda state, batch: jax.vmap(per_member, in_axes=(0, 1 if own_batches else None))(
-          state, batch), mesh,
-      in_specs=(P(), P(DATA)), out_specs=(P(), P()), donate_argnums=0)
+
+  def per_device(state, batch):
+    if own_batches:  # member e trains on rows [:, e]
+      batch = jax.tree.map(lambda x: jnp.moveaxis(x, 1, 0), batch)
+      return jax.lax.map(lambda member_and_rows: per_member(*member_and_rows), (state, batch))
+    return jax.lax.map(lambda member_state: per_member(member_state, batch), state)
+
+  return sharding.data_parallel(per_device, mesh, in_specs=(P(), P(DATA)),
+                                out_specs=(P(), P()), donate_argnums=0)
 
 
 def member(params, e: int):
