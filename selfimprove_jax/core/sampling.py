@@ -11,8 +11,11 @@ Randomness is per row: row r of a call draws from `fold_in(key, r)`, folded
 again by the step. A row's sample therefore depends on its key and prompt, not
 on the batch it shares or on how many devices split that batch.
 
-The KV cache is allocated once per shape bucket, donated into the call and
-returned, so repeated calls reuse the same buffers and never recompile.
+Attention over the KV cache reads every slot of it at every step, and on a CPU
+that read is bound by memory bandwidth. So a long decode runs in spans: the
+cache starts with the slots the first span needs, and grows (one copy) before
+each next span's loop, which attends over the slots in use by then, never over
+empty ones; 128 new tokens after 32 prompt tokens read 30% fewer bytes so.
 """
 
 import dataclasses
@@ -23,7 +26,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import struct
-from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from selfimprove_jax.core import data, sharding
@@ -122,12 +124,24 @@ class SampleOutput:
                 token_entropy=float((self.entropies * self.mask).sum()) / max(tokens, 1))
 
 
-def _generate(apply_fn, method, max_new_tokens, params, cache, prompts, pad_len, active, keys):
+# A decode of more new tokens than two spans' worth runs in up to MAX_SPANS spans, each of
+# at least MIN_SPAN tokens: more spans read fewer cache slots, but each is one more loop
+# to compile and one more copy of the cache.
+MIN_SPAN, MAX_SPANS = 32, 4
+
+
+def cache_spans(prompt_len: int, max_new_tokens: int) -> list[int]:
+  """The cache's size (slots) in each decode span, growing to prompt_len + max_new_tokens."""
+  spans = max(1, min(MAX_SPANS, max_new_tokens // MIN_SPAN))
+  return [prompt_len + -(-max_new_tokens * j // spans) for j in range(1, spans + 1)]
+
+
+def _generate(apply_fn, init_cache, method, max_new_tokens, params, prompts, pad_len, active,
+              keys):
   """One device's rows: prompts [B, P] left-padded by pad_len [B]; key data [B, 2] per row."""
   B, prompt_len = prompts.shape
   keys = jax.random.wrap_key_data(keys)
-  num_slots = prompt_len + max_new_tokens
-  slots = jnp.arange(num_slots)
+  spans = cache_spans(prompt_len, max_new_tokens)
 
   def choose(logits, step):
     step_keys = jax.vmap(jax.random.fold_in, in_axes=(0, None))(keys, step)
@@ -148,12 +162,13 @@ def _generate(apply_fn, method, max_new_tokens, params, cache, prompts, pad_len,
         done=state.done | (token == EOS))
 
   # Prefill: every prompt slot at once; a slot sees itself, earlier slots, no padding.
+  num_slots = spans[0]
   positions = jnp.maximum(jnp.arange(prompt_len)[None, :] - pad_len[:, None], 0)  # [B, P]
   is_real = jnp.arange(prompt_len)[None, :] >= pad_len[:, None]  # [B, P]
   causal = jnp.tril(jnp.ones((prompt_len, num_slots), bool))  # [P, S]
   mask = causal[None] & jnp.pad(is_real, ((0, 0), (0, num_slots - prompt_len)))[:, None, :]
-  logits, cache = apply_fn(params, prompts, positions=positions, mask=mask, cache=cache,
-                           cache_index=0)
+  logits, cache = apply_fn(params, prompts, positions=positions, mask=mask,
+                           cache=init_cache(B, num_slots), cache_index=0)
   state = DecodeState(
       cache=cache, last=jnp.zeros((B,), jnp.int32), step=jnp.zeros((), jnp.int32),
       tokens=jnp.full((B, max_new_tokens), PAD, jnp.int32),
@@ -161,20 +176,30 @@ def _generate(apply_fn, method, max_new_tokens, params, cache, prompts, pad_len,
       entropies=jnp.zeros((B, max_new_tokens), jnp.float32), done=~active)
   state = record(state, logits[:, -1])
 
-  def keep_going(state):
-    return (state.step < max_new_tokens) & ~jnp.all(state.done)
+  for span, num_slots in enumerate(spans):
+    if span:  # grow the cache: the slots so far first, then empty ones
+      grown = jax.tree.map(lambda new, old: jax.lax.dynamic_update_slice(new, old, (0,) * old.ndim),
+                           init_cache(B, num_slots), state.cache)
+      state = state.replace(cache=grown)
+    slots = jnp.arange(num_slots)
 
-  def decode_one(state):
-    slot = prompt_len + state.step - 1  # where the last generated token goes
-    mask = ((slots >= pad_len[:, None]) & (slots <= slot))[:, None, :]  # [B, 1, S]
-    logits, cache = apply_fn(params, state.last[:, None], positions=(slot - pad_len)[:, None],
-                             mask=mask, cache=state.cache, cache_index=slot)
-    return record(state.replace(cache=cache), logits[:, 0])
+    def keep_going(state, num_slots=num_slots):
+      # Step s writes the token before it at slot prompt_len + s - 1: this span's last is
+      # s = num_slots - prompt_len.
+      return ((state.step < max_new_tokens) & (state.step <= num_slots - prompt_len)
+              & ~jnp.all(state.done))
 
-  state = jax.lax.while_loop(keep_going, decode_one, state)
+    def decode_one(state, slots=slots):
+      slot = prompt_len + state.step - 1  # where the last generated token goes
+      mask = ((slots >= pad_len[:, None]) & (slots <= slot))[:, None, :]  # [B, 1, S]
+      logits, cache = apply_fn(params, state.last[:, None], positions=(slot - pad_len)[:, None],
+                               mask=mask, cache=state.cache, cache_index=slot)
+      return record(state.replace(cache=cache), logits[:, 0])
+
+    state = jax.lax.while_loop(keep_going, decode_one, state)
   lengths = jnp.where(state.done & active,
                       jnp.argmax(state.tokens == EOS, axis=-1) + 1, state.step).astype(jnp.int32)
-  return state.cache, (state.tokens, state.logprobs, state.entropies, lengths, state.done & active)
+  return state.tokens, state.logprobs, state.entropies, lengths, state.done & active
 
 
 class Sampler:
@@ -182,31 +207,29 @@ class Sampler:
 
   Prompt length is padded up to a `data.bucket` (multiples of `prompt_bucket`,
   coarser for long prompts) and the batch to a power of two times the device
-  count, so calls in the same bucket reuse one compiled program and one set of
-  cache buffers.
+  count, so calls in the same bucket reuse one compiled program.
 
   `apply_fn(params, tokens, *, positions, mask, cache, cache_index)` returns
   (logits, cache) like `model.apply`; `init_cache(batch, slots)` makes the
-  cache it expects. `Sampler.for_model` wires both to the transformer.
+  cache it expects, a pytree of arrays whose one axis of size `slots` holds the
+  slots first. `Sampler.for_model` wires both to the transformer.
   """
 
   def __init__(self, apply_fn, init_cache, mesh, *, max_new_tokens: int, method=Greedy(),
                prompt_bucket: int = 16):
     if max_new_tokens <= 0:
       raise ValueError(f"max_new_tokens must be positive, got {max_new_tokens}")
-    self.init_cache, self.mesh = init_cache, mesh
+    self.mesh = mesh
     self.max_new_tokens, self.prompt_bucket = max_new_tokens, prompt_bucket
     self.num_traces = 0  # how often the step was traced (= compiled); tests watch this
 
     def per_device(*args):
       self.num_traces += 1
-      return _generate(apply_fn, method, max_new_tokens, *args)
+      return _generate(apply_fn, init_cache, method, max_new_tokens, *args)
 
     rows = P(sharding.DATA)
     self._step = sharding.data_parallel(
-        per_device, mesh, in_specs=(P(), rows, rows, rows, rows, rows),
-        out_specs=(rows, (rows,) * 5), donate_argnums=1)
-    self._caches = {}  # (batch, slots) -> cache buffers, handed back after each call
+        per_device, mesh, in_specs=(P(), rows, rows, rows, rows), out_specs=(rows,) * 5)
 
   @classmethod
   def for_model(cls, graphdef, cfg: model_lib.ModelConfig, mesh, **kwargs) -> "Sampler":
@@ -236,15 +259,8 @@ class Sampler:
     keys = jax.random.key_data(
         jax.vmap(jax.random.fold_in, in_axes=(None, 0))(key, jnp.arange(batch)))
 
-    slots = prompt_len + self.max_new_tokens
-    cache = self._caches.pop((batch, slots), None)
-    if cache is None:
-      # Built in place on the devices, each holding its rows' slice.
-      cache = jax.jit(functools.partial(self.init_cache, batch, slots),
-                      out_shardings=NamedSharding(self.mesh, P(sharding.DATA)))()
     inputs = sharding.shard_batch((tokens, pad_len, active, jax.device_get(keys)), self.mesh)
-    cache, outputs = self._step(params, cache, *inputs)
-    self._caches[(batch, slots)] = cache
+    outputs = self._step(params, *inputs)
     out_tokens, logprobs, entropies, lengths, done = sharding.to_host(outputs)
     return SampleOutput(tokens=out_tokens[:n], logprobs=logprobs[:n], entropies=entropies[:n],
                         lengths=lengths[:n], done=done[:n])
