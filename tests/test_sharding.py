@@ -30,3 +30,22 @@ def test_map_rows_pads_each_call_and_drops_what_the_padding_gave(mesh8):
   np.testing.assert_array_equal(doubled, x * 2 + y[:, None])
   np.testing.assert_array_equal(sums, x.sum(axis=1))
   assert calls == [(16, 3)] * 3  # 16 + 16 + 5 rows, the last call padded to the same shape
+
+
+def test_cpu_steps_compile_with_the_cpu_options_where_this_xla_has_them(mesh8, monkeypatch):
+  step = sharding.data_parallel(lambda a, b: a @ b, mesh8, in_specs=(P(sharding.DATA), P()),
+                                out_specs=P(sharding.DATA))
+  a, b = np.ones((64, 32), np.float32), np.ones((32, 16), np.float32)
+  placed = sharding.shard_batch(a, mesh8), sharding.replicate(b, mesh8)
+  np.testing.assert_array_equal(step(*placed), a @ b)
+  compiled = step.lower(*placed).compile().as_text()
+  assert sharding.compiler_options("cpu") == sharding.CPU_OPTIONS
+  assert "ynn_fusion" not in compiled  # the matmul is XLA's own
+  assert sharding.compiler_options("gpu") == {}
+  # An XLA that does not know an option compiles with its defaults instead of failing.
+  monkeypatch.setattr(sharding, "CPU_OPTIONS", {"xla_cpu_no_such_option": ""})
+  sharding.compiler_options.cache_clear()
+  try:
+    assert sharding.compiler_options("cpu") == {}
+  finally:
+    sharding.compiler_options.cache_clear()
