@@ -33,7 +33,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   # or "newest" (newest labels + data.mix_fraction of truth and older labels, by difficulty).
   # "mix" gives the new labels half of every batch, so a few hundred steps learn them.
   c.data_policy = "mix"
-  # Independently seeded models trained side by side (jax.vmap); their samples
+  # Independently seeded models trained in one program, each in turn; their samples
   # are pooled for majority_vote. A lone model's mistakes repeat across its own
   # samples (kept-label precision fell to 0.3 in our runs); three models' differ.
   c.ensemble_size = 3
