@@ -5,7 +5,7 @@ sample: new tokens/s of the KV-cached sampler, of Hugging Face
   model recomputing the whole prefix for every new token (one jitted
   fori_loop). Greedy, EOS disabled: every row gets exactly --new_tokens.
 train:  train-step tokens/s and MFU, against an eager PyTorch AdamW step of the
-  same Llama model.
+  same Llama model; with --ensemble=E, E seeded models a call on either side.
 pack:   train steps on a task's examples one per row, padded, against packed rows
   (data.pack): tokens with loss per second.
 generation: one loop generation after another (--config, --workdir), each
@@ -67,7 +67,7 @@ def define_flags() -> None:
   flags.DEFINE_integer("new_tokens", 128, "sample: new tokens per row.")
   flags.DEFINE_integer("seq_len", 32, "train: tokens per row.")
   flags.DEFINE_integer("ensemble", 1, "train: models stepped per call, each its own seed: ours "
-                       "stacked in one vmapped step (ensemble_size), PyTorch's one after another.")
+                       "in one ensemble step (ensemble_size), PyTorch's one after another.")
   flags.DEFINE_string("task", "reverse_addition", "pack: the task whose examples are trained on.")
   flags.DEFINE_list("digits", ["1", "6"], "pack: the ground truth's difficulties, low,high.")
   flags.DEFINE_integer("label_digits", 0, "pack: half of each batch at this difficulty (0: none).")
