@@ -52,3 +52,21 @@ def test_mock_data_stands_in_for_the_builder():
     records = [source[i] for i in range(len(source))]
   assert len(records) == 6
   assert {"prompt", "answer", "difficulty"} <= set(records[0])
+
+
+def test_problems_decode_each_record_once_and_keep_the_order_asked():
+  reads = []
+
+  class Source:  # a data source of 10 records, counting what it is asked for
+    def __len__(self):
+      return 10
+
+    def __getitems__(self, indices):
+      reads.append(list(indices))
+      return [{"prompt": f"{i}+0=".encode(), "answer": str(i).encode(), "difficulty": 1}
+              for i in indices]
+
+  problems = datasets.Problems(Source())
+  assert [p.answer for p in problems[[7, 3, 7]]] == ["7", "3", "7"]
+  assert [p.answer for p in problems[[3, 5]]] == ["3", "5"]
+  assert reads == [[3, 7], [5]]

@@ -86,18 +86,28 @@ class SelfimproveProblems(tfds.core.GeneratorBasedBuilder):
 
 
 class Problems:
-  """A read-only, indexable view of one split: `problems[[3, 9]]` -> list[Problem]."""
+  """A read-only, indexable view of one split: `problems[[3, 9]]` -> list[Problem].
+
+  Each record is read and decoded once, then kept: decoding costs about 0.2 ms a
+  record in Python, which a training loop drawing a few hundred a step would pay
+  every step (a tenth of a step on 2 cores). A problem is ~100 bytes, so even a
+  million of them stay small next to the model.
+  """
 
   def __init__(self, source):
     self._source = source
+    self._decoded: dict[int, Problem] = {}
 
   def __len__(self) -> int:
     return len(self._source)
 
   def __getitem__(self, indices) -> list[Problem]:
-    records = self._source.__getitems__([int(i) for i in indices])
-    return [Problem(r["prompt"].decode(), r["answer"].decode(), int(r["difficulty"]))
-            for r in records]
+    indices = [int(i) for i in indices]
+    missing = sorted({i for i in indices if i not in self._decoded})
+    if missing:
+      for i, r in zip(missing, self._source.__getitems__(missing)):
+        self._decoded[i] = Problem(r["prompt"].decode(), r["answer"].decode(), int(r["difficulty"]))
+    return [self._decoded[i] for i in indices]
 
   def all(self) -> list[Problem]:
     return self[range(len(self))]
