@@ -77,3 +77,41 @@ def test_a_failed_contestant_process_stops_the_benchmark_with_its_error():
   failed = lambda cmd, **_: types.SimpleNamespace(returncode=1, stdout="", stderr="boom")
   with pytest.raises(SystemExit, match="the peer process failed:\nboom"):
     bench.isolated_medians(["peer"], ["train"], rounds=1, run=failed)
+
+
+def test_the_pytorch_generation_computes_each_packed_sequence_as_alone_and_runs_every_stage():
+  torch = pytest.importorskip("torch")
+  pytest.importorskip("transformers")
+  import dataclasses
+
+  from selfimprove_jax import peers
+  from selfimprove_jax.core import data
+  from selfimprove_jax.core.mixture import Example
+  from selfimprove_jax.core.tokenizer import CharTokenizer
+  tok = CharTokenizer()
+  plan = dict(model=dataclasses.asdict(CFG), max_len=32, members=2, steps=2, pack=True, rows=2,
+              width=16, examples=[("12+3=", "51"), ("7+8=", "51"), ("123+45=", "861")],
+              label_prompts=["12+34=", "5+6=", "99+1="], rows_per_call=2, label_tokens=[4, 3],
+              eval_prompts=["1+1=", "22+22="], eval_tokens=[3])
+  pipeline = peers.TorchGeneration(plan)
+
+  # Two sums in one row: each computes what it computes alone, positions from 0.
+  examples = [Example("12+3=", "51", 0, 0), Example("7+8=", "51", 0, 0)]
+  packed = data.pack(tok, lambda n: examples, rows=1, width=16)
+  assert packed.segments[0].max() == 2  # both in the one row
+  model = pipeline.models[0].eval()
+  t = lambda x: torch.from_numpy(np.asarray(x))
+  with torch.no_grad():
+    together = pipeline.packed_logits(model, t(packed.inputs), t(packed.segments))[0]
+    for s in (1, 2):
+      at = np.nonzero(packed.segments[0] == s)[0]
+      alone = model(input_ids=t(packed.inputs[:, at]).long()).logits[0]
+      np.testing.assert_allclose(together[at].numpy(), alone.numpy(), atol=1e-5)
+
+  # generate decodes exactly the tokens asked, call by call (2 prompts, then 1).
+  answers = pipeline.generate(model, [tok.encode(p, bos=True) for p in plan["label_prompts"]],
+                              plan["rows_per_call"], plan["label_tokens"])
+  assert [len(a) for a in answers] == [4, 4, 3]
+  result = pipeline(tok, np.random.default_rng(0))
+  assert set(result["seconds"]) == {"sample", "score", "train", "evaluate"}
+  assert 0 <= result["kept"] <= len(plan["label_prompts"])
