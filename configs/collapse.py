@@ -29,6 +29,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.mode = "lm"
   # Generations trained on the model's own text, after generation 0 on human text.
   c.generations = 5
+  c.time_budget_minutes = 0.0  # no limit: the arms run every generation
   # "replace": only the newest synthetic text (Shumailov et al. 2024: collapse);
   # "accumulate": human text plus all synthetic text so far (Gerstgrasser et al. 2024);
   # "mix": the newest synthetic text plus data.mix_fraction of human text in every batch.

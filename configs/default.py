@@ -24,6 +24,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.task = "reversal"
   # Self-improvement generations after generation 0 (ground truth only).
   c.generations = 4
+  # Minutes of the loop's own time (its generations' stages, summed over resumes) after
+  # which no further generation starts: one that would end past it, at the last
+  # generation's pace, is not begun. 0: no limit, `generations` alone decides.
+  c.time_budget_minutes = 0.0
   # How to grade samples without the answer, composed left to right (scoring.py):
   # drop answers of implausible length, then score by agreement among the samples.
   # Others: none, confidence, self_judge, verifier (ground truth), feedback.

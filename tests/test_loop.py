@@ -179,3 +179,31 @@ def test_members_with_own_batches_draw_apart_and_member_0_as_a_lone_model():
   np.testing.assert_array_equal(three["rows"][:, 0], alone["rows"])
   np.testing.assert_array_equal(three["rows"][:, 2], draw(np.random.default_rng(key + [2]))["rows"])
   assert not np.array_equal(three["rows"][:, 1], three["rows"][:, 0])
+
+
+def test_the_time_budget_starts_no_generation_that_would_end_past_it():
+  spent = lambda *seconds: [dict(generation=g, seconds=dict(train=s)) for g, s in enumerate(seconds)]
+  assert not loop.out_of_time(0.0, spent(600.0, 600.0))  # 0: no limit
+  assert not loop.out_of_time(1.0, [])
+  # 30 s spent, the last generation took 20 s: the next would end at 50 s.
+  assert not loop.out_of_time(50 / 60, spent(10.0, 20.0))
+  assert loop.out_of_time(49 / 60, spent(10.0, 20.0))
+
+
+def test_a_spent_time_budget_starts_no_generation_even_when_more_are_asked(full_run, tmp_path,
+                                                                        capsys):
+  workdir, history = full_run
+  shutil.copytree(workdir, tmp_path / "run")
+  # The budget may change on resume (the run began without one); generation 3 is not begun.
+  after = loop.run(tiny(generations=3, time_budget_minutes=1e-6), str(tmp_path / "run"))
+  assert after == history
+  assert "stopping before generation 3" in capsys.readouterr().out
+  assert (tmp_path / "run/metrics.jsonl").read_text() == (workdir / "metrics.jsonl").read_text()
+
+
+@pytest.mark.parametrize("name", ["default", "tiny", "addition_cpu", "reverse_addition",
+                                  "collapse", "tpu"])
+def test_every_shipped_config_passes_the_checks(name):
+  from selfimprove_jax.core import sharding
+  from selfimprove_jax.run import config_check
+  config_check.check(config_files.load(name), sharding.make_mesh())

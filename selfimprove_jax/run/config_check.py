@@ -28,7 +28,8 @@ MODES = ("task", "lm")
 # OptimizerConfig, and read from there.
 _I, _R, _STR, _BOOL = Int, Real, Str(), Bool()
 _FIELDS = {
-    "": {"seed": _I(0), "generations": _I(0), "ensemble_size": _I(1),
+    "": {"seed": _I(0), "generations": _I(0), "time_budget_minutes": _R("[0, inf)"),
+         "ensemble_size": _I(1),
          "data.train_size": _I(1), "data.mix_fraction": _R("[0, 1]"), "data.dir": _STR,
          "data_policy": OneOf(mixture_lib.POLICIES), "train.batch_size": _I(1),
          "train.steps": _I(1), "train.steps_per_generation": _I(1),
@@ -60,7 +61,7 @@ _LANGUAGE_FIELDS = {"language.vocab_size": _I(1), "language.num_classes": _I(1),
 _ZERO_MEANS = {"sample.temperature": "0: greedy", "sample.top_k": "0: no limit",
                "noise.generation": "0: no injection",
                "checkpoint.every_steps": "0: per generation only", "checkpoint.max_to_keep": "0: all",
-               "train.pack_tokens": "0: train.batch_size rows"}
+               "train.pack_tokens": "0: train.batch_size rows", "time_budget_minutes": "0: no limit"}
 # Sections that are a settings dataclass: (the dataclass, the fields the code sets, whether
 # a config may leave the section out).
 _DATACLASSES = {"model": (model_lib.ModelConfig, {"vocab_size"}, False),

@@ -314,6 +314,19 @@ def quiet_library_logs() -> None:
     logging.getLogger(name).setLevel(logging.WARNING)
 
 
+def seconds_of(metrics: dict) -> float:
+  """A finished generation's time: the sum of its stages' seconds."""
+  return sum(metrics["seconds"].values())
+
+
+def out_of_time(budget_minutes: float, history: list[dict]) -> bool:
+  """Whether the next generation, taking as long as the last one did, would end past
+  `budget_minutes` of the generations' own time (0: never)."""
+  if not budget_minutes or not history:
+    return False
+  return sum(map(seconds_of, history)) + seconds_of(history[-1]) > 60 * budget_minutes
+
+
 def run(config: ml_collections.ConfigDict, workdir: str) -> list[dict]:
   """Runs (or resumes) every generation; returns the per-generation metrics."""
   setup = build(config, workdir)  # holds the workdir until setup.close()
@@ -326,7 +339,13 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> list[dict]:
     if state.generation >= 0:
       print(f"resuming after generation {state.generation} in {setup.workdir.path}")
     with preemption.watch():
-      for _ in range(state.generation + 1, config.generations + 1):
+      for g in range(state.generation + 1, config.generations + 1):
+        if out_of_time(config.time_budget_minutes, history):
+          spent = sum(seconds_of(m) for m in history) / 60
+          print(f"stopping before generation {g}: {spent:.1f} of the "
+                f"{config.time_budget_minutes:g} minutes of time_budget_minutes are spent, and "
+                "another generation at the last one's pace would end past them")
+          break
         state, metrics = generation_step(setup, state)
         history.append(metrics)
         if sharding.is_writer():
