@@ -374,7 +374,8 @@ def generation_plan(setup, before: "loop.LoopState", after: "loop.LoopState") ->
   rng = np.random.default_rng([cfg.seed, after.generation, 99])
   problems = task.batch(rng, np.resize(before.curriculum.next_difficulties(),
                                        cfg.sample.prompts_per_generation))
-  problems = [p for p in problems for _ in range(cfg.sample.samples_per_prompt)]
+  forms = lambda p: [p.prompt, *(task.equivalents(p.prompt) if cfg.sample.equivalents else [])]
+  asked = [(q, p) for p in problems for q in forms(p) for _ in range(cfg.sample.samples_per_prompt)]
   rows = cfg.sample.rows_per_call
   answer_tokens = lambda ps: max(len(tok.encode(p.answer)) for p in ps) + 1  # and its EOS
   mixture = loop.data_stage(setup, after)
@@ -385,8 +386,9 @@ def generation_plan(setup, before: "loop.LoopState", after: "loop.LoopState") ->
       model=model, members=cfg.ensemble_size, steps=cfg.train.steps_per_generation,
       pack=bool(cfg.train.pack), rows=batch.inputs.shape[0], width=batch.inputs.shape[1],
       examples=[(x.prompt, x.completion) for x in mixture.draw(rng, 4096)],
-      label_prompts=[p.prompt for p in problems], rows_per_call=rows,
-      label_tokens=[answer_tokens(problems[i:i + rows]) for i in range(0, len(problems), rows)],
+      label_prompts=[q for q, _ in asked], rows_per_call=rows,
+      label_tokens=[answer_tokens([p for _, p in asked[i:i + rows]])
+                    for i in range(0, len(asked), rows)],
       eval_prompts=[p.prompt for p in evaluation], eval_tokens=[answer_tokens(evaluation)],
       max_len=max(batch.inputs.shape[1], max(len(p.prompt) for p in problems + evaluation) + 2
                   + max(len(p.answer) for p in problems + evaluation)))

@@ -1,9 +1,16 @@
-"""Task-mode labelling: the error injection of the avalanche experiment."""
+"""Task-mode labelling: equivalent prompts in the vote, and the error injection of the
+avalanche experiment."""
 
+import types
+
+import jax
+import ml_collections
 import numpy as np
 import pytest
 
-from selfimprove_jax.grading import labelling
+from selfimprove_jax.core import sampling
+from selfimprove_jax.core.tokenizer import CharTokenizer
+from selfimprove_jax.grading import labelling, scoring
 from selfimprove_jax.grading.tasks import get_task
 
 TASK = get_task("reverse_addition")
@@ -23,3 +30,53 @@ def test_injection_replaces_that_fraction_of_kept_labels_by_wrong_answers(fracti
     assert b["kept"] and r["injected"] and not r["correct"]
     problem = next(p for p in problems if p.prompt == r["prompt"])
     assert not TASK.verify(problem, r["completion"])
+
+
+class ByRuleSampler:
+  """Stands in for the sampler: member e answers each token prompt by `rule(e, prompt)`."""
+
+  def __init__(self, tok, rule):
+    self.tok, self.rule = tok, rule
+
+  def in_chunks(self, params, rows, key, rows_per_call, on_chunk=lambda rows: None):
+    del key, rows_per_call
+    answers = [self.tok.encode(self.rule(int(params["member"]), self.tok.decode(r)), eos=True)
+               for r in rows]
+    tokens = np.zeros((len(rows), 12), np.int32)  # the sampler's fixed width
+    for i, a in enumerate(answers):
+      tokens[i, :len(a)] = a
+    on_chunk(len(rows))
+    zeros = np.zeros(tokens.shape, np.float32)
+    return sampling.SampleOutput(tokens=tokens, logprobs=zeros, entropies=zeros,
+                                 lengths=np.array([len(a) for a in answers], np.int32),
+                                 done=np.ones(len(rows), bool))
+
+
+@pytest.mark.parametrize("equivalents", [False, True])
+def test_equivalent_prompts_join_the_vote_and_an_inconsistent_answer_loses_it(equivalents):
+  task, tok = get_task("reverse_addition"), CharTokenizer()
+  truth = lambda prompt: task.parse(prompt).answer
+  # Both members right on a+b; on the swapped b+a, member 1 is wrong when a starts odd.
+  def rule(e, prompt):
+    a = prompt.removesuffix("=").split("+")[1]  # a swapped prompt's second operand
+    wrong = e == 1 and prompt in asked_swapped and int(a[0]) % 2
+    return "0" + truth(prompt) if wrong else truth(prompt)
+  problems = task.batch(np.random.default_rng(0), [4] * 20)
+  asked_swapped = {task.equivalents(p.prompt)[0] for p in problems}
+  config = ml_collections.ConfigDict(dict(
+      ensemble_size=2, sample=dict(prompts_per_generation=20, samples_per_prompt=1,
+                                   equivalents=equivalents, rows_per_call=64)))
+  setup = types.SimpleNamespace(
+      config=config, sample_method=None,
+      devices=types.SimpleNamespace(tok=tok, sampler=lambda method, n: ByRuleSampler(tok, rule)))
+  mode = labelling.TaskMode(task=task, ground_truth=None, eval_problems=[], judging=False)
+  curriculum = types.SimpleNamespace(next_difficulties=lambda: [4])
+  rng = np.random.default_rng(0)
+  got, cands, _ = mode.sample(setup, {"member": np.arange(2)}, curriculum, 1, jax.random.key(0), rng)
+  assert [p.prompt for p in got] == [p.prompt for p in problems]  # the same draws either way
+  assert cands.shape == (20, 4 if equivalents else 2)
+  scores = scoring.make_scorer("majority_vote", task)(cands)
+  unanimous = (scores == 1.0).any(axis=1)
+  inconsistent = np.array([int(p.prompt.split("+")[0][0]) % 2 == 1 for p in problems])
+  assert inconsistent.any() and not inconsistent.all()
+  np.testing.assert_array_equal(unanimous, ~inconsistent if equivalents else True)

@@ -207,3 +207,9 @@ def test_every_shipped_config_passes_the_checks(name):
   from selfimprove_jax.core import sharding
   from selfimprove_jax.run import config_check
   config_check.check(config_files.load(name), sharding.make_mesh())
+
+
+def test_equivalent_prompts_on_a_task_without_them_fail_before_any_compute(tmp_path):
+  with pytest.raises(UserError, match=r"^sample.equivalents needs a task with equivalent prompts"):
+    loop.run(tiny(task="reversal", **{"sample.equivalents": True}), str(tmp_path / "run"))
+  assert not (tmp_path / "run").exists()

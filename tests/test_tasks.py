@@ -124,3 +124,15 @@ def test_near_misses_are_wrong_close_and_in_the_tasks_symbols(name):
     assert set(miss) <= set(task.symbols)
     kinds.add(len(miss) - len(problem.answer))
   assert kinds == {-1, 0, 1}  # changed or swapped, dropped, doubled
+
+
+@pytest.mark.parametrize("name", sorted(tasks.TASKS))
+def test_equivalent_prompts_have_the_same_answer_and_only_the_sums_have_them(name):
+  task = tasks.get_task(name)
+  assert task.has_equivalents == (name in ("reverse_addition", "padded_reverse_addition", "addition"))
+  rng = np.random.default_rng(2)
+  for d in (1, 4, 25):
+    problem = task.generate(rng, d)
+    others = task.equivalents(problem.prompt)
+    assert len(others) == task.has_equivalents and problem.prompt not in others
+    assert all(solve(name, q) == problem.answer for q in others)

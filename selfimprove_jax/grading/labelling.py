@@ -160,9 +160,13 @@ class TaskMode:
     rated = self.ratings.at(difficulties)[:cfg.prompts_per_generation] if self.ratings else []
     problems = rated + self.task.batch(
         rng, np.resize(difficulties, cfg.prompts_per_generation - len(rated)))
-    k, members = cfg.samples_per_prompt, setup.config.ensemble_size
-    # Prompt i's samples are rows i*K .. i*K+K-1 of each member's calls.
-    rows = [t for t in data.prompt_tokens(tok, [p.prompt for p in problems]) for _ in range(k)]
+    # Each problem asked as itself and, with sample.equivalents, in its other forms.
+    forms = [[p.prompt, *(self.task.equivalents(p.prompt) if cfg.equivalents else [])]
+             for p in problems]
+    # Problem i's samples are rows i*K .. i*K+K-1 of each member's calls, its forms'
+    # samples one after another (K = forms x samples_per_prompt).
+    k, members = len(forms[0]) * cfg.samples_per_prompt, setup.config.ensemble_size
+    rows = [t for f in forms for t in data.prompt_tokens(tok, f) for _ in range(cfg.samples_per_prompt)]
     sampler = setup.devices.sampler(setup.sample_method, self.max_answer_tokens(problems))
     with progress.bar(total=len(rows) * members, desc=f"gen {g} sample", unit="seq") as bar:
       def on_chunk(rows):

@@ -47,6 +47,11 @@ def _reverse_addition(rng, n):
   return f"{_rev(a)}+{_rev(b)}=", _rev(a + b)
 
 
+def _swapped_addends(prompt):
+  a, b = prompt.removesuffix("=").split("+")
+  return [f"{b}+{a}="]
+
+
 def _padded(prompt, answer):
   # Lee et al.'s format: a sum written with one digit more than its longer operand, so
   # one without a carry out of the top digit ends in "0" (reversed) and every answer's
@@ -161,6 +166,8 @@ class Task:
   # The ground-truth training problems, where they are drawn more widely than the
   # problems the model is evaluated and self-labels on (None: the same).
   _make_ground_truth: Callable[[np.random.Generator, int], tuple[str, str]] | None = None
+  # Other prompts with the same answer (a+b as b+a), read off the prompt alone.
+  _equivalents: Callable[[str], list[str]] | None = None
 
   def generate(self, rng: np.random.Generator, difficulty: int) -> Problem:
     return self._problem(self._make, rng, difficulty)
@@ -179,6 +186,15 @@ class Task:
   def batch(self, rng: np.random.Generator, difficulties) -> list[Problem]:
     """One problem per entry of `difficulties`."""
     return [self.generate(rng, int(d)) for d in difficulties]
+
+  @property
+  def has_equivalents(self) -> bool:
+    return self._equivalents is not None
+
+  def equivalents(self, prompt: str) -> list[str]:
+    """Other prompts whose right answer is this prompt's (none for most tasks); a model
+    that answers them differently is wrong on at least one, with no answer looked at."""
+    return self._equivalents(prompt) if self._equivalents else []
 
   def answer_lengths(self, prompt: str) -> tuple[int, int]:
     """(shortest, longest) answer the prompt allows, from the prompt alone."""
@@ -213,10 +229,13 @@ class Task:
 
 
 TASKS = {t.name: t for t in (
-    Task("reverse_addition", _reverse_addition, _sum_lengths, _solve_reverse_addition, _DIGITS),
+    Task("reverse_addition", _reverse_addition, _sum_lengths, _solve_reverse_addition, _DIGITS,
+         _equivalents=_swapped_addends),
     Task("padded_reverse_addition", _padded_reverse_addition, _padded_sum_length,
-         _solve_padded_reverse_addition, _DIGITS, _mixed_padded_reverse_addition),
-    Task("addition", _addition, _sum_lengths, _solve_addition, _DIGITS),
+         _solve_padded_reverse_addition, _DIGITS, _mixed_padded_reverse_addition,
+         _equivalents=_swapped_addends),
+    Task("addition", _addition, _sum_lengths, _solve_addition, _DIGITS,
+         _equivalents=_swapped_addends),
     Task("multiplication", _multiplication, _product_lengths, _solve_multiplication, _DIGITS),
     Task("copy", _copy, _same_length, _solve_copy, _ALPHA),
     Task("reversal", _reversal, _same_length, _solve_reversal, _ALPHA),
