@@ -374,8 +374,8 @@ def generation_plan(setup, before: "loop.LoopState", after: "loop.LoopState") ->
   rng = np.random.default_rng([cfg.seed, after.generation, 99])
   problems = task.batch(rng, np.resize(before.curriculum.next_difficulties(),
                                        cfg.sample.prompts_per_generation))
-  forms = lambda p: [p.prompt, *(task.equivalents(p.prompt) if cfg.sample.equivalents else [])]
-  asked = [(q, p) for p in problems for q in forms(p) for _ in range(cfg.sample.samples_per_prompt)]
+  asked = [(q, p) for p in problems for q in setup.mode.forms(setup, p)
+           for _ in range(cfg.sample.samples_per_prompt)]
   rows = cfg.sample.rows_per_call
   answer_tokens = lambda ps: max(len(tok.encode(p.answer)) for p in ps) + 1  # and its EOS
   mixture = loop.data_stage(setup, after)

@@ -152,6 +152,12 @@ class TaskMode:
                                          if lessons else None)
     return Labels(rows=rows, lessons=lessons, stats=stats | filter_stats, seconds=seconds)
 
+  def forms(self, setup, problem) -> list[str]:
+    """The prompts a problem is asked as: itself, and with sample.equivalents its task's
+    equivalent forms."""
+    equivalents = self.task.equivalents(problem.prompt) if setup.config.sample.equivalents else []
+    return [problem.prompt, *equivalents]
+
   def sample(self, setup, params, curriculum: Curriculum, g: int, key, rng):
     """K samples from each ensemble member for fresh problems just past the frontier."""
     cfg, tok = setup.config.sample, setup.devices.tok
@@ -160,9 +166,7 @@ class TaskMode:
     rated = self.ratings.at(difficulties)[:cfg.prompts_per_generation] if self.ratings else []
     problems = rated + self.task.batch(
         rng, np.resize(difficulties, cfg.prompts_per_generation - len(rated)))
-    # Each problem asked as itself and, with sample.equivalents, in its other forms.
-    forms = [[p.prompt, *(self.task.equivalents(p.prompt) if cfg.equivalents else [])]
-             for p in problems]
+    forms = [self.forms(setup, p) for p in problems]
     # Problem i's samples are rows i*K .. i*K+K-1 of each member's calls, its forms'
     # samples one after another (K = forms x samples_per_prompt).
     k, members = len(forms[0]) * cfg.samples_per_prompt, setup.config.ensemble_size
