@@ -116,7 +116,7 @@ class TorchTrain:
 
 class TorchGeneration:
   """One generation of the loop as a PyTorch user would write it, to a plan of our
-  generation's sizes (`bench.generation_plan`):
+  generation's sizes (`generation_bench.generation_plan`):
 
     sample    each of the plan's seeded Llamas answers the label prompts greedily with
               `generate`, left-padded, `rows_per_call` prompts a call;

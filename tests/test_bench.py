@@ -6,7 +6,7 @@ import jax
 import numpy as np
 import pytest
 
-from selfimprove_jax import bench
+from selfimprove_jax import bench, generation_bench
 from selfimprove_jax.core import model as model_lib
 
 CFG = model_lib.ModelConfig(vocab_size=49, num_layers=2, embed_dim=64, num_heads=4, mlp_dim=128,
@@ -32,7 +32,7 @@ def test_decode_reads_the_weights_once_and_every_cache_slot():
 
 
 def test_compile_counter_sees_new_shapes_only():
-  counter = bench.CompileCounter()
+  counter = generation_bench.CompileCounter()
   f = jax.jit(lambda x: x * 2 + 1)
   f(np.ones(3, np.float32))
   after_first = counter.count
