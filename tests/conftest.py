@@ -2,6 +2,7 @@
 cache for the session."""
 
 import atexit
+import fcntl
 import importlib.util
 import os
 import shutil
@@ -16,10 +17,13 @@ _HAS_CUDA = any(importlib.util.find_spec(f"jax_cuda{v}_plugin") for v in (12, 13
 os.environ.setdefault("JAX_PLATFORMS", "cpu,cuda" if _HAS_CUDA else "cpu")
 # Many tests run the loop on configs/tiny.py, each with its own jitted closures
 # but the same programs: JAX's persistent cache compiles each program once per
-# session instead of once per run.
-_CACHE = tempfile.mkdtemp(prefix="selfimprove_jax_cache_")
-atexit.register(shutil.rmtree, _CACHE, ignore_errors=True)
-os.environ.update(JAX_COMPILATION_CACHE_DIR=_CACHE, JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
+# session instead of once per run. The pytest process makes the cache; the test
+# workers it starts (pyproject.toml: -n 2) inherit its environment and share it.
+if "SELFIMPROVE_JAX_TEST_CACHE" not in os.environ:
+  os.environ["SELFIMPROVE_JAX_TEST_CACHE"] = tempfile.mkdtemp(prefix="selfimprove_jax_cache_")
+  atexit.register(shutil.rmtree, os.environ["SELFIMPROVE_JAX_TEST_CACHE"], ignore_errors=True)
+os.environ.update(JAX_COMPILATION_CACHE_DIR=os.environ["SELFIMPROVE_JAX_TEST_CACHE"],
+                  JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
                   JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0")
 
 import jax  # noqa: E402  (must come after the flags above)
@@ -42,10 +46,19 @@ def mesh1():
 @pytest.fixture(scope="session")
 def crash_reference(tmp_path_factory):
   """One uninterrupted run of the crash harness's config, on 4 CPU devices in one process:
-  what killed, preempted and two-process runs must reproduce."""
+  what killed, preempted and two-process runs must reproduce. Made once a session: test
+  workers share their base directory's parent, and the first to need the run makes it
+  while the others wait on the lock."""
   import crash_harness
-  workdir = tmp_path_factory.mktemp("harness") / "reference"
-  assert crash_harness.attempt(workdir) == 0
+  root = tmp_path_factory.getbasetemp()
+  base = (root.parent if os.environ.get("PYTEST_XDIST_WORKER") else root) / "harness"
+  base.mkdir(exist_ok=True)
+  workdir = base / "reference"
+  with open(base / "made.lock", "w") as lock:
+    fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+    if not (base / "made").exists():
+      assert crash_harness.attempt(workdir) == 0
+      (base / "made").touch()
   return workdir, crash_harness.outputs(workdir)
 
 

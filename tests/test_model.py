@@ -6,6 +6,9 @@ import pytest
 from selfimprove_jax.core import model as model_lib
 
 TOL = 1e-5  # float32: cached and full attention differ only by summation order
+# Jitted, as the sampler and the train step run it (op by op, each primitive would
+# compile on its own: seconds of a test's time).
+apply = jax.jit(model_lib.apply, static_argnums=0)
 
 
 def tiny(pos_encoding, **kw):
@@ -19,7 +22,7 @@ def test_cached_decoding_matches_full_forward(pos_encoding):
   cfg = tiny(pos_encoding)
   graphdef, params = model_lib.create(cfg, seed=1)
   seq = jax.random.randint(jax.random.key(0), (2, 9), 3, cfg.vocab_size)
-  full, _ = model_lib.apply(graphdef, params, seq)  # [2, 9, V]
+  full, _ = apply(graphdef, params, seq)  # [2, 9, V]
 
   # 12 slots: row 0 holds its 9 tokens after 3 pads, row 1 holds them first
   # (its last 3 slots are filler that only later slots could see).
@@ -31,13 +34,13 @@ def test_cached_decoding_matches_full_forward(pos_encoding):
   cache = model_lib.init_cache(cfg, 2, 12)
 
   n0 = 8  # prefill slots 0..7 at once, then decode slots 8..11 one at a time
-  logits, cache = model_lib.apply(graphdef, params, buf[:, :n0], positions=positions[:, :n0],
-                                  mask=visible[:, :n0], cache=cache, cache_index=0)
+  logits, cache = apply(graphdef, params, buf[:, :n0], positions=positions[:, :n0],
+                        mask=visible[:, :n0], cache=cache, cache_index=0)
   steps = [logits]
   for s in range(n0, 12):
-    logits, cache = model_lib.apply(graphdef, params, buf[:, s:s + 1],
-                                    positions=positions[:, s:s + 1], mask=visible[:, s:s + 1],
-                                    cache=cache, cache_index=s)
+    logits, cache = apply(graphdef, params, buf[:, s:s + 1],
+                          positions=positions[:, s:s + 1], mask=visible[:, s:s + 1],
+                          cache=cache, cache_index=s)
     steps.append(logits)
   got = jnp.concatenate(steps, axis=1)  # [2, 12, V]
   np.testing.assert_allclose(got[0, 3:], full[0], atol=TOL, rtol=TOL)
@@ -48,7 +51,7 @@ def test_bfloat16_compute_keeps_float32_params_and_logits():
   cfg = tiny("rope", dtype="bfloat16")
   graphdef, params = model_lib.create(cfg)
   assert all(x.dtype == jnp.float32 for x in jax.tree.leaves(params))
-  logits, _ = model_lib.apply(graphdef, params, jnp.ones((1, 4), jnp.int32))
+  logits, _ = apply(graphdef, params, jnp.ones((1, 4), jnp.int32))
   assert logits.dtype == jnp.float32
 
 

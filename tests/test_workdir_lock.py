@@ -45,10 +45,9 @@ def test_a_second_run_stops_naming_the_holder_and_the_lock_dies_with_it(crash_re
   finally:
     holder.send_signal(signal.SIGKILL)  # no clean-up runs: only the kernel drops the lock
     holder.communicate()
-  # Nothing stale is left: the next run takes the workdir and finishes the run.
-  code, err = finish(harness.launch(workdir))
-  assert code == 0, err[-3000:]
-  assert harness.position(workdir)[0] == 2
+  # Nothing stale is left: the lock is free for the next run (that a run killed mid-way
+  # resumes to the same result is the crash tests' part).
+  workdir_lock.acquire(workdir).release()
 
 
 def test_the_lock_is_exclusive_until_released_and_names_its_holder(tmp_path):
