@@ -103,16 +103,23 @@ class TaskMode:
   def accuracy(self, setup, params) -> dict:
     """Greedy accuracy of member 0 on the fixed evaluation set, by difficulty; with the
     self-judge, also how well it tells each answer from a near miss (AUC by difficulty)."""
-    devices = setup.devices
-    sampler = devices.sampler(sampling.Greedy(), self.max_answer_tokens(self.eval_problems))
-    graded = evaluate.grade(sampler, member(params, 0), devices.tok, self.task,
-                            self.eval_problems, jax.random.key(0))
-    accuracy = evaluate.accuracy_by_difficulty(graded)
+    [accuracy] = self.accuracy_of_members(setup, params, self.eval_problems, members=[0])
     out = dict(accuracy={str(d): a for d, a in accuracy.items()})
     if self.judging:
-      out["judge_eval_auc"] = judge.evaluate(devices, self.task, setup.config.seed, params,
+      out["judge_eval_auc"] = judge.evaluate(setup.devices, self.task, setup.config.seed, params,
                                              self.eval_problems)
     return out
+
+  def accuracy_of_members(self, setup, params, problems, members=None,
+                          rows_per_call: int = 0) -> list[dict[int, float]]:
+    """Greedy accuracy by difficulty of each of `members` (default: all) on `problems`,
+    `rows_per_call` rows a sampler call (0: all at once)."""
+    devices = setup.devices
+    sampler = devices.sampler(sampling.Greedy(), self.max_answer_tokens(problems))
+    members = range(setup.config.ensemble_size) if members is None else members
+    return [evaluate.accuracy_by_difficulty(evaluate.grade(
+                sampler, member(params, e), devices.tok, self.task, problems, jax.random.key(0),
+                rows_per_call)) for e in members]
 
   def label(self, setup, params, curriculum: Curriculum, g: int, key, rng) -> Labels:
     """Sample -> score -> filter: generation g's examples-file rows, and the judge's
