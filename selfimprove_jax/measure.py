@@ -47,7 +47,8 @@ def table(results: dict[int, list[dict[int, float]]], n: int) -> str:
     for e, accuracy in enumerate(members):
       lines.append(f"| {g} | {e} | " + " | ".join(f"{accuracy[d]:.3f}" for d in difficulties)
                    + " |")
-  worst = max(evaluate.standard_error(a, n) for ms in results.values() for m in ms for a in m.values())
+  worst = max(evaluate.standard_error(a, n)
+              for members in results.values() for m in members for a in m.values())
   lines.append(f"\n{n} problems a difficulty: standard error at most {worst:.3f}.")
   return "\n".join(lines)
 
@@ -60,17 +61,23 @@ def main(argv):
     sys.exit("error: --config is required: the run's config file, with its overrides")
   loop.quiet_library_logs()
   try:
-    if not (Path(_WORKDIR.value) / "config.json").exists():
-      raise UserError(f"--workdir {_WORKDIR.value} holds no run (no config.json)")
     if _PER_DIFFICULTY.value < 1:
       raise UserError(f"--per_difficulty must be >= 1, got {_PER_DIFFICULTY.value}")
-    if mode(config) != "task":
-      raise UserError("measure takes a task run; this config is a language-model run")
     low, high = 1, config.eval.max_difficulty
     if _DIFFICULTIES.value:
+      given = ",".join(_DIFFICULTIES.value)
       if len(_DIFFICULTIES.value) != 2 or not all(x.isdigit() for x in _DIFFICULTIES.value):
-        raise UserError(f"--difficulties takes low,high, got {','.join(_DIFFICULTIES.value)}")
+        raise UserError(f"--difficulties takes low,high (two whole numbers), got {given}")
       low, high = map(int, _DIFFICULTIES.value)
+      if not 1 <= low <= high:
+        raise UserError(f"--difficulties takes low,high with 1 <= low <= high, got {given}")
+    if _GENERATIONS.value and not all(g.isdigit() for g in _GENERATIONS.value):
+      raise UserError("--generations takes generation numbers, e.g. 0,12, got "
+                      + ",".join(_GENERATIONS.value))
+    if mode(config) != "task":
+      raise UserError("measure takes a task run; this config is a language-model run")
+    if not (Path(_WORKDIR.value) / "config.json").exists():
+      raise UserError(f"--workdir {_WORKDIR.value} holds no run (no config.json)")
     setup = build(config, _WORKDIR.value)
   except UserError as e:
     sys.exit(f"error: {e}")

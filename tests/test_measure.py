@@ -75,9 +75,14 @@ def test_the_command_prints_each_member_writes_json_and_changes_no_file_of_the_r
   assert files_of(workdir) == before
 
 
-def test_a_directory_without_a_run_is_one_line_and_is_not_made(tmp_path):
-  result = cli(f"--workdir={tmp_path / 'none'}")
+@pytest.mark.parametrize("flag, message", [
+    ("", "holds no run (no config.json)"),
+    ("--difficulties=5,2", "--difficulties takes low,high with 1 <= low <= high, got 5,2"),
+    ("--generations=last", "--generations takes generation numbers, e.g. 0,12, got last"),
+])
+def test_bad_input_is_one_line_and_makes_no_directory(tmp_path, flag, message):
+  result = cli(f"--workdir={tmp_path / 'none'}", *([flag] if flag else []))
   assert result.returncode == 1
-  assert result.stderr.strip().splitlines()[-1] == (
-      f"error: --workdir {tmp_path / 'none'} holds no run (no config.json)")
+  last = result.stderr.strip().splitlines()[-1]
+  assert last.startswith("error: ") and last.endswith(message), last
   assert not (tmp_path / "none").exists()
