@@ -88,8 +88,8 @@ def main(argv):
     if not wanted or not set(wanted) <= set(saved):
       sys.exit(f"error: --generations {wanted} are not all saved in {_WORKDIR.value} "
                f"(saved: {saved})")
-    rng = np.random.default_rng(_SEED.value)
-    problems = setup.mode.task.batch(rng, np.repeat(np.arange(low, high + 1), _PER_DIFFICULTY.value))
+    difficulties = np.repeat(np.arange(low, high + 1), _PER_DIFFICULTY.value)
+    problems = setup.mode.task.batch(np.random.default_rng(_SEED.value), difficulties)
     results = {}
     for g in wanted:
       train, _ = setup.workdir.restore_generation(g)

@@ -70,7 +70,8 @@ def test_the_command_prints_each_member_writes_json_and_changes_no_file_of_the_r
   for members in numbers["accuracy"].values():  # generations 0 and 1, two members each
     assert [sorted(m) for m in members] == [["2", "3"], ["2", "3"]]
     assert all(0 <= a <= 1 for m in members for a in m.values())
-  rows = [line for line in result.stdout.splitlines() if line.startswith("| ") and "---" not in line]
+  rows = [line for line in result.stdout.splitlines()
+          if line.startswith("| ") and "---" not in line]
   assert rows[0] == "| generation | member | 2 | 3 |" and len(rows) == 5
   assert files_of(workdir) == before
 

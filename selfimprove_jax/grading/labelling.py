@@ -177,7 +177,8 @@ class TaskMode:
     # Problem i's samples are rows i*K .. i*K+K-1 of each member's calls, its forms'
     # samples one after another (K = forms x samples_per_prompt).
     k, members = len(forms[0]) * cfg.samples_per_prompt, setup.config.ensemble_size
-    rows = [t for f in forms for t in data.prompt_tokens(tok, f) for _ in range(cfg.samples_per_prompt)]
+    rows = [t for f in forms for t in data.prompt_tokens(tok, f)
+            for _ in range(cfg.samples_per_prompt)]
     sampler = setup.devices.sampler(setup.sample_method, self.max_answer_tokens(problems))
     with progress.bar(total=len(rows) * members, desc=f"gen {g} sample", unit="seq") as bar:
       def on_chunk(rows):

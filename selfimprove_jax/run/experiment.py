@@ -35,8 +35,8 @@ from selfimprove_jax.run.workdir import Workdir
 from selfimprove_jax.run.config_check import check, mode, tokenizer
 
 # Fields a resumed run may change; any other difference means another experiment.
-_RESUMABLE_CHANGES = ("generations", "time_budget_minutes", "train.log_every", "train.max_nonfinite_steps",
-                      "checkpoint.every_steps", "model.attention")
+_RESUMABLE_CHANGES = ("generations", "time_budget_minutes", "train.log_every",
+                      "train.max_nonfinite_steps", "checkpoint.every_steps", "model.attention")
 
 
 def _flat(d: dict, prefix: str = "") -> dict:

@@ -324,7 +324,11 @@ def out_of_time(budget_minutes: float, history: list[dict]) -> bool:
   `budget_minutes` of the generations' own time (0: never)."""
   if not budget_minutes or not history:
     return False
-  return sum(map(seconds_of, history)) + seconds_of(history[-1]) > 60 * budget_minutes
+  return 60 * minutes_spent(history) + seconds_of(history[-1]) > 60 * budget_minutes
+
+
+def minutes_spent(history: list[dict]) -> float:
+  return sum(map(seconds_of, history)) / 60
 
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> list[dict]:
@@ -341,8 +345,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> list[dict]:
     with preemption.watch():
       for g in range(state.generation + 1, config.generations + 1):
         if out_of_time(config.time_budget_minutes, history):
-          spent = sum(seconds_of(m) for m in history) / 60
-          print(f"stopping before generation {g}: {spent:.1f} of the "
+          print(f"stopping before generation {g}: {minutes_spent(history):.1f} of the "
                 f"{config.time_budget_minutes:g} minutes of time_budget_minutes are spent, and "
                 "another generation at the last one's pace would end past them")
           break
