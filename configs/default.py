@@ -57,9 +57,6 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   # "xla", or "cudnn" for cuDNN's fused attention on NVIDIA GPUs (bfloat16 or
   # float16 only); results agree to bfloat16 precision (tests/test_model.py).
   c.model.attention = "xla"
-  # Scale each query's attention logits by s * log(n), n the keys it sees and s learned
-  # per head (Nakanishi 2025), to keep attention as sharp past the trained lengths.
-  c.model.log_length_attention = False
 
   c.data = ml_collections.ConfigDict()
   # Ground-truth ("human") data covers these difficulties (string lengths here).

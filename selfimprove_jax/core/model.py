@@ -4,10 +4,7 @@ Pre-norm blocks (RMSNorm), multi-head causal self-attention through
 `jax.nn.dot_product_attention` (XLA's, or cuDNN's fused kernel on NVIDIA GPUs
 for full causal passes), a SwiGLU MLP, and positions encoded either with
 RoPE or not at all (NoPE: the causal mask alone lets the model count, and Lee
-et al. 2025 found it generalizes to longer inputs better). Optionally each query's
-attention logits are scaled by s * log(n), n the keys it sees and s learned per
-head (Nakanishi 2025's scalable softmax), so that attention to one key among many
-stays as sharp on longer inputs than any trained on.
+et al. 2025 found it generalizes to longer inputs better).
 
 Parameters are float32; matmuls run in `ModelConfig.dtype` (bfloat16 on
 accelerators). Logits are returned in float32.
@@ -31,7 +28,7 @@ import jax.numpy as jnp
 from flax import nnx
 from flax import struct
 
-from selfimprove_jax.base.fields import Bool, Int, OneOf, Real, check_dataclass, spec
+from selfimprove_jax.base.fields import Int, OneOf, Real, check_dataclass, spec
 
 POS_ENCODINGS = ("none", "rope")
 DTYPES = ("float32", "bfloat16", "float16")
@@ -54,8 +51,6 @@ class ModelConfig:
   # The compute dtype; parameters stay float32.
   dtype: str = dataclasses.field(default="float32", metadata=spec(OneOf(DTYPES)))
   attention: str = dataclasses.field(default="xla", metadata=spec(OneOf(ATTENTIONS)))
-  # Scale each query's logits by s * log(n), n the keys it sees, s learned per head.
-  log_length_attention: bool = dataclasses.field(default=False, metadata=spec(Bool()))
   norm_eps: float = dataclasses.field(default=1e-6, metadata=spec(Real("(0, inf)")))
 
   def __post_init__(self):
@@ -109,19 +104,12 @@ class Attention(nnx.Module):
     dense = dict(use_bias=False, dtype=cfg.compute_dtype, param_dtype=jnp.float32, rngs=rngs)
     self.qkv = nnx.Linear(cfg.embed_dim, 3 * cfg.embed_dim, **dense)  # fused: one matmul, not three
     self.out = nnx.Linear(cfg.embed_dim, cfg.embed_dim, **dense)
-    if cfg.log_length_attention:
-      self.length_scale = nnx.Param(jnp.ones(cfg.num_heads, jnp.float32))  # s, per head
 
   def __call__(self, x, positions, mask, cache: LayerCache | None, cache_index):
     cfg = self.cfg
     B, T, _ = x.shape
     qkv = self.qkv(x.reshape(B * T, cfg.embed_dim))  # [B*T, 3*H*D]
     q, k, v = jnp.moveaxis(qkv.reshape(B, T, 3, cfg.num_heads, cfg.head_dim), 2, 0)
-    if cfg.log_length_attention:
-      # A query at position p sees p + 1 keys of its own sequence (in training, in
-      # packed rows and in the cache alike, positions count from the sequence's start).
-      n = positions.astype(jnp.float32)[..., None] + 1.0  # [B, T, 1]
-      q = (q * (jnp.log(n) * self.length_scale[...])[..., None]).astype(q.dtype)
     if cfg.pos_encoding == "rope":
       q = apply_rope(q, positions, cfg.rope_base)
       k = apply_rope(k, positions, cfg.rope_base)
