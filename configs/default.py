@@ -137,6 +137,32 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   # scorer "self_judge": the share of every training batch that teaches the models
   # to judge answers ("<prompt><answer>?" -> y/n, judge.py).
   c.judge.fraction = 0.25
+  # Generation 0's lessons: "near_miss" (each training answer and a synthetic near miss
+  # of it) or "own_answers" (the models' own answers to training problems, labelled by
+  # the task's checker, after train.steps; then judge.steps more steps with them).
+  c.judge.lessons = "near_miss"
+  # own_answers: training problems answered, answers per member (one greedy, the rest at
+  # this temperature), the share of problems held out to set the threshold, and steps.
+  c.judge.problems = 1024
+  c.judge.samples = 4
+  c.judge.temperature = 1.0
+  c.judge.holdout = 0.25
+  c.judge.steps = 200
+  # "shared": the models judge, learning it as judge.fraction of their batches; "separate":
+  # a copy of generation 0's trained models judges, trained judge.steps a generation on
+  # the lessons alone, saved with each generation (the models never see a lesson).
+  c.judge.weights = "shared"
+  # Later generations' lessons: "self" (its own verdicts), "frozen" (generation 0's
+  # replayed, nothing new) or "consensus" (generation 0's replayed, plus answers the
+  # vote settled: unanimous ones "y", outvoted ones "n"). None reads ground truth.
+  c.judge.later = "self"
+  # How its verdict combines with the other stages: "product" (one more factor, one
+  # threshold), "gate" (each grader against its own bar, both must pass) or "either"
+  # (either passing keeps an answer the other stages did not veto).
+  c.judge.combine = "product"
+  # gate and either with own_answers: the judge's bar is the lowest threshold at which
+  # its verdicts on the held-out lessons are this precise (0: the bar is 0.5).
+  c.judge.precision = 0.0
 
   c.feedback = ml_collections.ConfigDict()
   # scorer "feedback": a JSON-lines file of users' {prompt, completion, rating}

@@ -15,6 +15,7 @@ from selfimprove_jax.grading import judge
 from selfimprove_jax.grading.tasks import get_task
 
 TASK = get_task("reversal")
+TASK_RA = get_task("reverse_addition")
 
 
 def test_generation_0_lessons_are_balanced_ground_truth_and_near_misses():
@@ -147,5 +148,203 @@ def test_a_short_judge_run_learns_from_truth_then_only_from_itself(tmp_path):
     names = [s.name for s in later.sources]
     assert names[-1] == "generations/001/judge.jsonl" and "judge_ground_truth" not in names
     assert later.sources[-1].size == len(lessons) and later.weights[-1] == pytest.approx(0.25)
+  finally:
+    setup.close()
+
+
+def own_answers(n=40):
+  """Training problems at difficulties 1-2 and their answers: problem i answered right
+  (twice, once as a repeat), and wrong in one or two ways every third problem."""
+  problems = [TASK.generate(np.random.default_rng([9, i]), 1 + i % 2) for i in range(n)]
+  answers = []
+  for i, p in enumerate(problems):
+    wrong = [p.answer + "x", p.answer + "yy"][:1 + i % 2] if i % 3 == 0 else []
+    answers.append([p.answer, p.answer] + wrong)
+  return problems, answers
+
+
+def test_own_answer_lessons_are_the_models_answers_checked_and_balanced():
+  problems, answers = own_answers()
+  lessons = judge.own_answer_lessons(TASK, problems, answers, 0.3, np.random.default_rng(0))
+  by_prompt = {p.prompt: p for p in problems}
+  sampled = {(p.prompt, a) for p, given in zip(problems, answers) for a in given}
+  for x in lessons:
+    p = by_prompt[x["about"]]
+    assert x["prompt"] == judge.question(x["about"], x["proposed"])
+    # Its verdict is the checker's, and a real answer is one the models gave.
+    assert (x["completion"] == judge.YES) == TASK.verify(p, x["proposed"])
+    assert (x["origin"] == "near_miss") != ((x["about"], x["proposed"]) in sampled)
+    assert x["origin"] == {"y": "right"}.get(x["completion"], x["origin"])
+    assert x["kept"] != x["heldout"] and x["generation"] == 0
+  for heldout in (False, True):
+    part = [x for x in lessons if x["heldout"] == heldout]
+    assert part
+    for d in (1, 2):  # as many yes as no at every difficulty
+      verdicts = [x["completion"] for x in part if x["difficulty"] == d]
+      assert verdicts.count("y") == verdicts.count("n") > 0
+    near = sum(x["origin"] == "near_miss" for x in part)
+    assert 2 * near <= sum(x["origin"] == "wrong" for x in part)  # a third of the "n" at most
+  # A problem is held out whole.
+  held = {x["about"] for x in lessons if x["heldout"]}
+  assert held and not held & {x["about"] for x in lessons if not x["heldout"]}
+  again = judge.own_answer_lessons(TASK, problems, answers, 0.3, np.random.default_rng(0))
+  assert again == lessons
+
+
+def test_a_difficulty_the_models_never_get_wrong_teaches_nothing():
+  problems, answers = own_answers()
+  right_only = [[p.answer] for p in problems]
+  assert judge.own_answer_lessons(TASK, problems, right_only, 0.3,
+                                  np.random.default_rng(0)) == []
+  del answers
+
+
+@pytest.mark.parametrize("p, right, precision, want", [
+    ([0.9, 0.8, 0.7, 0.6, 0.5], [1, 1, 0, 1, 0], 0.75, 0.6),  # 3 of 4 right from 0.6 up
+    ([0.9, 0.8, 0.7, 0.6, 0.5], [1, 1, 0, 1, 0], 0.9, 0.8),
+    ([0.9, 0.8, 0.7, 0.6, 0.5], [1, 1, 0, 1, 0], 0.5, 0.5),
+    ([0.9, 0.9, 0.8], [1, 0, 1], 0.9, None),  # the tie at 0.9 keeps a wrong one
+    ([0.9, 0.9, 0.8], [1, 0, 1], 0.6, 0.8),
+    ([0.4, 0.3], [0, 0], 0.5, None),
+])
+def test_calibrate_finds_the_lowest_threshold_that_is_precise_enough(p, right, precision, want):
+  got = judge.calibrate(np.array(p), np.array(right, bool), precision)
+  assert got == want
+
+
+def vote_rows(prompt, answers):
+  """Examples-file rows of one prompt's samples, the answers given with their votes."""
+  counts = {}
+  for a in answers:
+    counts[a] = counts.get(a, 0) + 1
+  return [dict(generation=2, difficulty=3, prompt=prompt, completion=a, finished=a != "cut",
+               votes=v, kept=True, score=v / len(answers), correct=True)
+          for a, v in counts.items()]
+
+
+def test_consensus_lessons_are_what_the_vote_settled_and_never_read_the_truth():
+  rows = (vote_rows("abc>", ["cba"] * 4) + vote_rows("xyz>", ["zyx"] * 3 + ["zxy"])
+          + vote_rows("pq>", ["qp", "qp", "pq", "pp"]) + vote_rows("de>", ["ed"] * 4))
+  lessons = judge.consensus_examples(TASK, rows, 4, np.random.default_rng(0), 2)
+  pairs = lambda origin: sorted((x["about"], x["proposed"]) for x in lessons
+                                if x["origin"] == origin)
+  assert pairs("unanimous") == [("abc>", "cba"), ("de>", "ed")]
+  assert pairs("outvoted") == [("xyz>", "zxy")]  # "pq>" had no majority: nothing settled
+  assert len(pairs("near_miss")) == 1
+  verdicts = [x["completion"] for x in lessons]
+  assert verdicts.count("y") == verdicts.count("n") == 2
+  flipped = [dict(r, correct=not r["correct"]) for r in rows]
+  no_truth = [{k: v for k, v in r.items() if k != "correct"} for r in rows]
+  for other in (flipped, no_truth):
+    assert judge.consensus_examples(TASK, other, 4, np.random.default_rng(0), 2) == lessons
+
+
+def test_combine_measures_each_grader_against_its_own_bar():
+  others = np.array([[0.75, 0.25, 0.0, 0.5]])  # the vote's shares; the third was vetoed
+  p_yes = np.array([[0.2, 0.9, 0.99, 0.45]])
+  gate = judge.combine("gate", others, 0.5, p_yes, 0.9)
+  either = judge.combine("either", others, 0.5, p_yes, 0.9)
+  np.testing.assert_allclose(gate, [[0.2 / 0.9, 0.5, 0.0, 0.5]])
+  np.testing.assert_allclose(either, [[1.5, 1.0, 0.0, 1.0]])
+  assert (gate >= 1).sum() == 0 and (either >= 1).tolist() == [[True, True, False, True]]
+  # No calibrated bar: the judge passes nothing, so `either` is the vote alone.
+  np.testing.assert_allclose(judge.combine("either", others, 0.5, p_yes, None),
+                             [[1.5, 0.5, 0.0, 1.0]])
+  with pytest.raises(ValueError, match="judge.combine must be one of"):
+    judge.combine("product", others, 0.5, p_yes, 0.9)
+
+
+def test_a_short_run_judges_with_lessons_from_its_own_answers(tmp_path):
+  import json
+
+  from selfimprove_jax.run import loop
+  from test_loop import tiny
+  steps, judge_steps = 60, 10
+  config = tiny(scorer="length,majority_vote,self_judge", generations=1,
+                **{"judge.lessons": "own_answers", "judge.problems": 64, "judge.samples": 2,
+                   "judge.steps": judge_steps, "judge.later": "consensus",
+                   "judge.combine": "either", "judge.precision": 0.5})
+  history = loop.run(config, str(tmp_path))
+  read = lambda name: [json.loads(x) for x in (tmp_path / name).open()]
+  first = read("generations/000/judge.jsonl")
+  assert first and {x["origin"] for x in first} <= {"right", "wrong", "near_miss"}
+  for x in first:  # generation 0's verdicts are the checker's, on the models' answers
+    problem = TASK_RA.parse(x["about"])
+    assert (x["completion"] == judge.YES) == TASK_RA.verify(problem, x["proposed"])
+  trained = [x for x in first if x["kept"]]
+  gen0, gen1 = history
+  assert gen0["judge_lessons"] == len(trained) and 0 < len(trained) < len(first)
+  assert gen0["judge_threshold"] is not None and gen0["judge_heldout_auc"] is not None
+  assert gen1["judge_threshold"] is not None and gen1["judge_questions"] > 0
+  # Generation 0 trains judge.steps more, the lessons joining after train.steps.
+  log = [r["step"] for r in read("train_log.jsonl") if r["generation"] == 0]
+  assert log[-1] == steps + judge_steps
+  # Later: generation 0's trained lessons replayed, plus what the vote settled.
+  later = read("generations/001/judge.jsonl")
+  assert {x["origin"] for x in later} <= {"unanimous", "outvoted", "near_miss"}
+  setup = loop.build(config, str(tmp_path))
+  try:
+    assert [s.name for s in loop.data_stage(setup, loop.initial_state(setup)).sources] == [
+        "ground_truth"]
+    mixture = loop.data_stage(setup, loop.restore(setup, 1))
+    lessons = mixture.sources[-1]
+    assert lessons.name == "judge" and lessons.size == len(trained) + len(later)
+    drawn = {(x.prompt, x.completion) for x in lessons.get(range(lessons.size))}
+    heldout = {(x["prompt"], x["completion"]) for x in first if x["heldout"]}
+    assert drawn == {(x["prompt"], x["completion"]) for x in trained + later}
+    assert heldout and not drawn & heldout  # the threshold's lessons are never trained on
+  finally:
+    setup.close()
+  # Kept labels passed one bar or the other: the vote's, or the judge's calibrated one.
+  examples = read("generations/001/examples.jsonl")
+  bar = gen1["judge_threshold"]
+  for r in examples:
+    if r["kept"]:
+      assert r["score"] >= 1 and (r["votes"] / 8 >= 0.1 or r["judge"] >= bar)
+
+
+def test_a_separate_judge_is_a_copy_trained_on_lessons_the_models_never_see(tmp_path):
+  import json
+
+  from selfimprove_jax.run import loop
+  from test_loop import tiny
+  common = dict(scorer="length,majority_vote,self_judge", generations=1,
+                **{"judge.lessons": "own_answers", "judge.problems": 64, "judge.samples": 2,
+                   "judge.steps": 10, "judge.combine": "gate", "judge.precision": 0.5})
+  shared, separate = tmp_path / "shared", tmp_path / "separate"
+  loop.run(tiny(**common, **{"judge.later": "frozen"}), str(shared))
+  config = tiny(**common, **{"judge.later": "consensus", "judge.weights": "separate"})
+  history = loop.run(config, str(separate))
+  read = lambda d, name: [json.loads(x) for x in (d / name).open()]
+  # The models train train.steps alone; the judge its judge.steps a generation, apart.
+  assert max(r["step"] for r in read(separate, "train_log.jsonl") if r["generation"] == 0) == 60
+  assert max(r["step"] for r in read(shared, "train_log.jsonl") if r["generation"] == 0) == 70
+  judged = [(r["generation"], r["step"]) for r in read(separate, "judge_log.jsonl")]
+  assert judged == [(0, 10), (1, 10)]
+  assert history[0]["judge_lessons"] > 0 and history[1]["judge_threshold"] is not None
+  setup = loop.build(config, str(separate))
+  try:
+    for g in (0, 1):
+      state = loop.restore(setup, g)
+      assert state.judge is not None
+      # No lesson in the models' batches.
+      names = [s.name for s in loop.data_stage(setup, state).sources]
+      assert not any("judge" in n for n in names)
+    zero, one = loop.restore(setup, 0), loop.restore(setup, 1)
+    changed = lambda a, b: any(not np.array_equal(x, y) for x, y in zip(
+        jax.tree.leaves(jax.device_get(a)), jax.tree.leaves(jax.device_get(b))))
+    assert changed(zero.judge.params, zero.train.params)  # the copy was taught
+    assert changed(one.judge.params, zero.judge.params)  # and taught again (consensus)
+  finally:
+    setup.close()
+  # Frozen, a separate judge after generation 0 is the judge that generation 0 left.
+  frozen = tmp_path / "frozen"
+  loop.run(tiny(**common, **{"judge.later": "frozen", "judge.weights": "separate"}), str(frozen))
+  setup = loop.build(tiny(**common, **{"judge.later": "frozen", "judge.weights": "separate"}),
+                     str(frozen))
+  try:
+    a, b = loop.restore(setup, 0).judge.params, loop.restore(setup, 1).judge.params
+    assert all(np.array_equal(x, y) for x, y in zip(jax.tree.leaves(jax.device_get(a)),
+                                                    jax.tree.leaves(jax.device_get(b))))
   finally:
     setup.close()

@@ -160,6 +160,10 @@ def test_resuming_with_other_settings_is_refused(full_run):
     ("scorer", "length,feedback", "scorer 'feedback' and feedback.file go together"),
     ("feedback.file", "ratings.jsonl", "scorer 'feedback' and feedback.file go together"),
     ("judge.fraction", 1.0, "judge.fraction must be in (0, 1), got 1.0"),
+    ("judge.lessons", "truth", "judge.lessons must be one of"),
+    ("judge.later", "own", "judge.later must be one of"),
+    ("judge.combine", "and", "judge.combine must be one of"),
+    ("judge.precision", 0.95, "judge.precision sets the judge's threshold on held-out answers"),
     ("noise.fraction", 1.5, "noise.fraction must be in [0, 1], got 1.5"),
     ("noise.generation", -1, "noise.generation must be an integer >= 0 (0: no injection)"),
 ])

@@ -54,15 +54,13 @@ def caller() -> tuple[str, str]:
   return frame.f_globals["__name__"], frame.f_code.co_qualname
 
 
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory):
+def honest_and_corrupted(base, make_config):
   """Generation 0 once; then generation 1 as it is ("honest"), and from the same
   generation 0 with ground truth corrupted and guarded ("corrupted")."""
-  base = tmp_path_factory.mktemp("self_labelling")
   honest, corrupted = base / "honest", base / "corrupted"
-  loop.run(config(0), str(honest))
+  loop.run(make_config(0), str(honest))
   shutil.copytree(honest, corrupted)
-  loop.run(config(1), str(honest))
+  loop.run(make_config(1), str(honest))
   digest = harness.params_digest(honest)
 
   asked = []
@@ -81,9 +79,46 @@ def runs(tmp_path_factory):
     patch.setattr(tasks.Task, "verify", staticmethod(verify))
     patch.setattr(tasks.Task, "parse", parse)
     patch.setattr(tasks.Task, "batch", batch)
-    loop.run(config(1), str(corrupted))
+    loop.run(make_config(1), str(corrupted))
   assert set(asked) == MEASUREMENT  # every measurement ran, and nothing else asked
   return honest, corrupted, digest
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+  return honest_and_corrupted(tmp_path_factory.mktemp("self_labelling"), config)
+
+
+def own_answers_config(generations: int):
+  """The judge taught in generation 0 by the models' own answers, then by the vote's
+  consensus, its bar set on held-out answers, either grader keeping a label. The two
+  members answer greedily, so that they agree now and then (no length filter: the tiny
+  models' answers to 3-digit sums are mostly too short)."""
+  return tiny(scorer="majority_vote,self_judge", generations=generations,
+              **{"filter.threshold": 0.5, "sample.temperature": 0.0,
+                 "sample.samples_per_prompt": 1, "sample.prompts_per_generation": 128,
+                 "judge.lessons": "own_answers", "judge.problems": 64, "judge.samples": 2,
+                 "judge.steps": 10, "judge.later": "consensus", "judge.combine": "either",
+                 "judge.precision": 0.5})
+
+
+@pytest.fixture(scope="module")
+def own_answer_runs(tmp_path_factory):
+  return honest_and_corrupted(tmp_path_factory.mktemp("own_answers"), own_answers_config)
+
+
+def test_a_judge_taught_by_its_own_answers_never_sees_them_after_generation_0(own_answer_runs):
+  honest, corrupted, digest = own_answer_runs
+  for name in ("generations/001/examples.jsonl", "generations/001/judge.jsonl"):
+    rows = read(honest, name)
+    assert rows and without(read(corrupted, name), "correct") == without(rows, "correct")
+  assert {x["origin"] for x in read(honest, "generations/001/judge.jsonl")} >= {"unanimous"}
+  gen1, gen1_corrupted = read(honest, "metrics.jsonl")[1], read(corrupted, "metrics.jsonl")[1]
+  assert gen1["kept"] > 0
+  for field in ("kept", "judge_threshold", "judge_heldout_auc", "judge_lessons",
+                "tokens_trained", "accuracy"):
+    assert gen1_corrupted[field] == gen1[field], field
+  assert harness.params_digest(corrupted) == digest
 
 
 def test_self_scores_labels_lessons_gate_and_weights_never_see_the_answers(runs):

@@ -99,3 +99,17 @@ def with_share(mixture: Mixture | None, source: Source, fraction: float) -> Mixt
     return Mixture((source,), (1.0,))
   return Mixture(mixture.sources + (source,),
                  tuple(w * (1 - fraction) for w in mixture.weights) + (fraction,))
+
+
+def concat(name: str, sources: Sequence[Source]) -> Source:
+  """One source holding every example of `sources`, in order (index i of the second
+  source is index sources[0].size + i)."""
+  starts = np.cumsum([0] + [s.size for s in sources])
+  def get(indices):
+    out = []
+    for i in indices:
+      k = int(np.searchsorted(starts, i, side="right")) - 1
+      out.extend(sources[k].get([int(i) - int(starts[k])]))
+    return out
+  return Source(name, int(starts[-1]), get, max(s.longest for s in sources),
+                max(s.difficulties for s in sources))

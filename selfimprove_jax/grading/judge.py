@@ -8,18 +8,41 @@ the same data stream:
 and the `self_judge` scorer scores a sampled answer by P("y") / (P("y") + P("n"))
 at the position after "?", averaged over the ensemble's members.
 
-Where the judge's lessons come from:
-  generation 0   ground truth: every training problem once with its answer ("y")
-                 and once with a near miss of it ("n"), so the data is balanced
-  generation g   only the judge's own verdicts on generation g's samples: its
-                 kept labels are "y", the answers it scored below the threshold
-                 are "n", topped up with near misses of its own kept labels so
-                 that yes and no stay balanced. No ground truth.
+Where generation 0's lessons come from (`judge.lessons`), ground truth either way:
+  near_miss     every training problem once with its answer ("y") and once with
+                a synthetic near miss of it ("n")
+  own_answers   the models' own answers, greedy and tempered, to training
+                problems at the taught difficulties, after generation 0's
+                answer training; each labelled by the task's checker, as many
+                "y" as "n" at every difficulty (real mistakes first, near misses
+                of right answers at most a third of the "n"). Part of the
+                problems is held out: the judge never trains on them, and its
+                threshold is set on them (`calibrate`) for `judge.precision`.
+                The judge then trains `judge.steps` more steps of generation 0.
+
+Where later generations' lessons come from (`judge.later`), never ground truth:
+  self          the judge's own verdicts on the generation's samples: its kept
+                labels "y", the answers it scored below the threshold "n",
+                topped up with near misses (a confirmation loop, kept for
+                comparison)
+  frozen        none: generation 0's lessons are replayed, nothing else
+  consensus     generation 0's lessons replayed, plus the answers another
+                grader settled: "y" for answers every sample of every member
+                gave, "n" for the answers that lost a majority vote
+
+How the judge's verdict combines with the other stages (`judge.combine`):
+  product       a stage like the others: the scores multiply, one threshold
+  gate          each grader against its own bar (the others' score against
+                filter.threshold, the judge's against its calibrated threshold);
+                kept when both pass
+  either        the same bars; kept when either passes (length and other vetoes
+                still apply)
 
 `judge.fraction` of every training batch is judge examples. How well the
 judge agrees with the truth is measured (never fed back) on each
-generation's samples (`judge_auc`, `judge_precision`) and on the fixed
-evaluation problems with and without a near miss (`judge_eval_auc`).
+generation's samples (`judge_auc`, `judge_precision`), on the held-out
+generation-0 lessons (`judge_heldout_auc`) and on the fixed evaluation
+problems with and without a near miss (`judge_eval_auc`).
 """
 
 import functools
@@ -59,6 +82,121 @@ def ground_truth_source(task: Task, ground_truth: Source, seed: int) -> Source:
     return out
   # A near miss may be one symbol longer than the answer; "?" and the verdict add two more.
   return Source("judge_ground_truth", 2 * ground_truth.size, get, ground_truth.longest + 3)
+
+
+def _balanced(task: Task, right: list, wrong: list, rng: np.random.Generator):
+  """(yes, no): as many "y" as "n" from one difficulty's right and wrong (prompt, answer)
+  pairs; near misses of right answers top up the "n", at most half as many as the real
+  mistakes (a third of the "n"), and never one that is right by chance."""
+  spare = min(len(right) - len(wrong), len(wrong) // 2) if len(right) > len(wrong) else 0
+  near = []
+  for i in (rng.permutation(len(right))[:spare] if spare > 0 else []):
+    prompt, answer = right[i]
+    near.append((prompt, task.near_miss(answer, rng)))
+  no = [(p, a, "wrong") for p, a in wrong] + [(p, a, "near_miss") for p, a in near]
+  pairs = min(len(right), len(no))
+  pick = lambda items: [items[i] for i in sorted(rng.choice(len(items), pairs, replace=False))]
+  return [(p, a, "right") for p, a in pick(right)], pick(no)
+
+
+def own_answer_lessons(task: Task, problems, answers, holdout: float,
+                       rng: np.random.Generator) -> list[dict]:
+  """Generation 0's lessons from the models' own answers (ground truth labels them).
+
+  `problems[i]` (training problems) was answered `answers[i]` (finished answers
+  of every member and sample). Each distinct answer is checked by the task; a
+  `holdout` share of the distinct problems is held out (`kept` False: never trained on,
+  `heldout` True: used to set the threshold). Train and held-out lessons are
+  each balanced per difficulty.
+  """
+  prompts = list(dict.fromkeys(p.prompt for p in problems))  # a problem drawn twice is one
+  held = dict(zip(prompts, rng.random(len(prompts)) < holdout))
+  out = []
+  for part in (False, True):
+    by_difficulty: dict[int, tuple[list, list]] = {}
+    seen = set()
+    for p, given in zip(problems, answers):
+      if held[p.prompt] != part:
+        continue
+      right, wrong = by_difficulty.setdefault(p.difficulty, ([], []))
+      for a in given:  # each distinct answer once, in the order sampled
+        if (p.prompt, a) not in seen:
+          seen.add((p.prompt, a))
+          (right if task.verify(p, a) else wrong).append((p.prompt, a))
+    for d, (right, wrong) in sorted(by_difficulty.items()):
+      yes, no = _balanced(task, right, wrong, rng)
+      for (prompt, answer, origin), verdict in [(x, YES) for x in yes] + [(x, NO) for x in no]:
+        out.append(dict(generation=0, difficulty=d, prompt=question(prompt, answer),
+                        completion=verdict, kept=not part, heldout=part, origin=origin,
+                        about=prompt, proposed=answer))
+  return out
+
+
+def calibrate(p_yes: np.ndarray, right: np.ndarray, precision: float) -> float | None:
+  """The lowest threshold t at which the answers judged right (P(y) >= t) are at least
+  `precision` right, on held-out answers whose truth is known; None if none reaches it."""
+  p, right = np.ravel(p_yes).astype(float), np.ravel(right).astype(bool)
+  order = np.argsort(-p, kind="stable")
+  p, right = p[order], right[order]
+  kept_precision = np.cumsum(right) / np.arange(1, len(p) + 1)
+  # A threshold keeps every answer tied with the last one it keeps.
+  ends_ties = np.r_[p[1:] != p[:-1], True] if len(p) else np.zeros(0, bool)
+  ok = np.nonzero((kept_precision >= precision) & ends_ties)[0]
+  return float(p[ok[-1]]) if len(ok) else None
+
+
+def consensus_examples(task: Task, rows: list[dict], samples: int, rng: np.random.Generator,
+                       generation: int) -> list[dict]:
+  """Generation g's judge lessons settled by the vote, from its examples-file rows alone
+  (never `correct`). "y": answers every one of a prompt's `samples` samples gave. "n":
+  answers that lost to a strict majority at their prompt, then near misses of the "y"
+  until there are as many "n" as "y"."""
+  by_prompt: dict[str, list[dict]] = {}
+  for r in rows:
+    if r["finished"]:
+      by_prompt.setdefault(r["prompt"], []).append(r)
+  yes, no = [], []
+  for answers in by_prompt.values():
+    top = max(r["votes"] for r in answers)
+    yes += [r for r in answers if r["votes"] == samples]
+    if 2 * top > samples:
+      no += [r for r in answers if r["votes"] < top]
+  if not yes:
+    return []
+  if len(no) > len(yes):
+    no = [no[i] for i in sorted(rng.choice(len(no), len(yes), replace=False))]
+  lessons = [dict(r, verdict=YES, origin="unanimous") for r in yes]
+  lessons += [dict(r, verdict=NO, origin="outvoted") for r in no]
+  for r in (yes[i] for i in rng.integers(0, len(yes), len(yes) - len(no))):
+    lessons.append(dict(r, completion=task.near_miss(r["completion"], rng), verdict=NO,
+                        origin="near_miss"))
+  return [dict(generation=generation, difficulty=r["difficulty"],
+               prompt=question(r["prompt"], r["completion"]), completion=r["verdict"],
+               kept=True, origin=r["origin"], about=r["prompt"], proposed=r["completion"])
+          for r in lessons]
+
+
+COMBINE = ("product", "gate", "either")
+
+
+def combine(how: str, others: np.ndarray, threshold: float, p_yes: np.ndarray,
+            judge_threshold: float | None) -> np.ndarray:
+  """[N, K] scores of the other stages and the judge's verdicts -> scores kept at >= 1.
+
+  Each grader is measured against its own bar: the others' score in units of
+  `threshold` (any score > 0 passes a bar of 0), the judge's in units of
+  `judge_threshold` (None: no threshold reached the target precision, so the judge
+  passes nothing). `gate` needs both to pass (the weaker decides), `either` one (the
+  stronger). An answer the other stages scored 0 (the length filter, an unfinished
+  answer) stays 0: the judge never overrides a veto.
+  """
+  if how not in ("gate", "either"):
+    raise ValueError(f"judge.combine must be one of {list(COMBINE)}, got {how!r}")
+  alive = others > 0
+  mine = np.where(alive, others / threshold, 0.0) if threshold > 0 else alive.astype(float)
+  judged = p_yes / judge_threshold if judge_threshold else np.zeros_like(p_yes)
+  both = np.minimum if how == "gate" else np.maximum
+  return np.where(alive, both(mine, judged), 0.0)
 
 
 def self_examples(task: Task, rows: list[dict], threshold: float, rng: np.random.Generator,

@@ -16,19 +16,29 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from selfimprove_jax.base import preemption, progress
+from selfimprove_jax.base import files, preemption, progress
 from selfimprove_jax.base.modes import Labels
 from selfimprove_jax.core import data, sampling
+from selfimprove_jax.core import mixture as mixture_lib
 from selfimprove_jax.core.mixture import Source
 from selfimprove_jax.core.train import member
 from selfimprove_jax.grading import evaluate, filtering, judge, report, scoring
 from selfimprove_jax.grading import ratings as ratings_lib
 from selfimprove_jax.grading.curriculum import Curriculum, gate_passes
-from selfimprove_jax.grading.tasks import Task
+from selfimprove_jax.grading.tasks import Problem, Task
 
 # Labelling statistics copied into metrics.jsonl when a run produces them.
 _LABEL_METRICS = ("score_auc", "injected", "judge_auc", "judge_precision", "judge_recall",
-                  "judge_lessons", "judge_lesson_precision", "feedback_rated", "kept_by_source")
+                  "judge_lessons", "judge_lesson_precision", "judge_lessons_by_origin",
+                  "judge_threshold", "judge_heldout_auc", "judge_heldout_precision",
+                  "judge_questions", "feedback_rated", "kept_by_source")
+# Generation 0's lessons from the models' own answers (judge.lessons="own_answers").
+OWN_ANSWERS = "generations/000/judge.jsonl"
+_LESSON_FIELDS = dict(difficulty=int, prompt=str, completion=str, kept=bool, heldout=bool,
+                      origin=str, about=str, proposed=str)
+
+
+OWN_ANSWER_STAGE = 4  # folded into generation 0's key and rng for its own-answer lessons
 
 
 @dataclasses.dataclass(eq=False)
@@ -65,21 +75,102 @@ class TaskMode:
   def lessons(self, setup, label_files: tuple[str, ...]) -> Source | None:
     if not self.judging:
       return None
-    if not label_files:  # generation 0: the judge learns from ground truth
-      return judge.ground_truth_source(self.task, self.ground_truth, setup.config.seed)
-    # Later: only from its own verdicts on the newest generation's samples.
+    cfg = setup.config.judge
+    if not label_files:  # generation 0: near misses from the start, own answers later
+      return self._first_lessons(setup) if cfg.lessons == "near_miss" else None
+    if cfg.later == "frozen":
+      return self._first_lessons(setup)
+    # The newest generation's lessons: its own verdicts (self), or what the vote settled.
     relative = str(Path(label_files[-1]).with_name("judge.jsonl"))
-    return Source.from_list(relative, setup.workdir.read_labels(relative))
+    newest = Source.from_list(relative, setup.workdir.read_labels(relative))
+    if cfg.later == "self":
+      return newest
+    return mixture_lib.concat("judge", [self._first_lessons(setup), newest])
 
-  def evaluate(self, setup, params, curriculum: Curriculum, stats: dict, g: int, key):
+  def _first_lessons(self, setup) -> Source:
+    """Generation 0's judge lessons, replayed."""
+    if setup.config.judge.lessons == "near_miss":
+      return judge.ground_truth_source(self.task, self.ground_truth, setup.config.seed)
+    return Source.from_list(OWN_ANSWERS, setup.workdir.read_labels(OWN_ANSWERS))
+
+  def lessons_join_at(self, setup, g: int) -> int | None:
+    """The step of generation g after which the models' own-answer lessons are made and
+    join its batches (generation 0 with judge.lessons="own_answers"), or None."""
+    if g == 0 and self.judging and setup.config.judge.lessons == "own_answers":
+      return setup.config.train.steps
+    return None
+
+  def own_answers(self, setup, params, key) -> tuple[Source, dict]:
+    """Generation 0's lessons from the models' own answers to training problems (made once
+    and written to OWN_ANSWERS, read back on a resume), and what they hold."""
+    path = setup.workdir.path / OWN_ANSWERS
+    if not path.exists():
+      setup.workdir.write_rows(OWN_ANSWERS, self._own_answer_rows(setup, params, key))
+    rows = files.read_jsonl(path, _LESSON_FIELDS)
+    trained = [r for r in rows if r["kept"]]
+    stats = dict(judge_lessons=len(trained), judge_lesson_precision=1.0 if trained else None,
+                 judge_lessons_by_origin={o: sum(r["origin"] == o for r in trained)
+                                          for o in ("right", "wrong", "near_miss")})
+    return Source.from_list(OWN_ANSWERS, setup.workdir.read_labels(OWN_ANSWERS)), stats
+
+  def _own_answer_rows(self, setup, params, key) -> list[dict]:
+    """Every member's answers, one greedy and judge.samples - 1 tempered, to judge.problems
+    training problems, labelled by the task's checker (judge.own_answer_lessons)."""
+    cfg, devices = setup.config.judge, setup.devices
+    rng = np.random.default_rng([setup.config.seed, 0, OWN_ANSWER_STAGE])
+    chosen = np.sort(rng.choice(self.ground_truth.size, min(cfg.problems, self.ground_truth.size),
+                                replace=False))
+    problems = [Problem(x.prompt, x.completion, x.difficulty)
+                for x in self.ground_truth.get(chosen)]
+    prompts = data.prompt_tokens(devices.tok, [p.prompt for p in problems])
+    answers = [[] for _ in problems]
+    width = self.max_answer_tokens(problems)
+    tempered = sampling.method_from_config(cfg.temperature)
+    for e in range(setup.config.ensemble_size):
+      for s in range(cfg.samples):
+        sampler = devices.sampler(sampling.Greedy() if s == 0 else tempered, width)
+        out = sampler.in_chunks(member(params, e), prompts,
+                                jax.random.fold_in(jax.random.fold_in(key, e), s),
+                                setup.config.sample.rows_per_call)
+        for given, tokens, done in zip(answers, out.tokens, out.done):
+          answer = devices.tok.decode(tokens)
+          if done and answer:
+            given.append(answer)
+    return judge.own_answer_lessons(self.task, problems, answers, cfg.holdout, rng)
+
+  def judge_threshold(self, setup, params) -> tuple[float | None, dict]:
+    """The judge's bar for `gate` and `either`: set on generation 0's held-out own-answer
+    lessons for judge.precision when there are some (None if no threshold reaches it),
+    else 0.5; with what the held-out lessons measured."""
+    cfg = setup.config.judge
+    heldout = [r for r in files.read_jsonl(setup.workdir.path / OWN_ANSWERS, _LESSON_FIELDS)
+               if r["heldout"]] if cfg.lessons == "own_answers" else []
+    if not heldout:
+      return 0.5, {}
+    p = judge.p_yes(setup.devices, params, [r["about"] for r in heldout],
+                    [r["proposed"] for r in heldout])
+    right = np.array([r["completion"] == judge.YES for r in heldout])
+    threshold = judge.calibrate(p, right, cfg.precision) if cfg.precision else 0.5
+    passed = p >= (threshold if threshold is not None else np.inf)
+    return threshold, dict(
+        judge_threshold=threshold, judge_heldout_auc=scoring.auc(p, right),
+        judge_heldout_precision=float(right[passed].mean()) if passed.any() else None,
+        judge_questions=len(heldout))
+
+  def evaluate(self, setup, params, curriculum: Curriculum, stats: dict, g: int, key,
+               judge_params=None):
+    """`judge_params`: the separate judge's weights (default: the models' own)."""
     del key  # greedy
     cfg = setup.config
-    evaluation = self.accuracy(setup, params)
+    judge_params = params if judge_params is None else judge_params
+    evaluation = self.accuracy(setup, params, judge_params)
     passed = None
     if g > 0:
       passed = gate_passes(cfg.curriculum.gate, cfg.curriculum.gate_threshold,
                            stats["self_consistency"], stats["kept_fraction"])
     after = curriculum.advance(bool(passed))
+    if g == 0 and self.judging and cfg.judge.lessons == "own_answers":
+      stats = stats | self.judge_threshold(setup, judge_params)[1]  # the bar after generation 0
     metrics = dict(
         difficulty=curriculum.next_difficulties()[0] if g > 0 else None, scorer=cfg.scorer,
         **evaluation,
@@ -100,14 +191,15 @@ class TaskMode:
     # stops at its EOS, so the extra room costs only cache slots.
     return data.bucket(max(self.task.answer_lengths(p.prompt)[1] for p in problems) + 2)
 
-  def accuracy(self, setup, params) -> dict:
+  def accuracy(self, setup, params, judge_params=None) -> dict:
     """Greedy accuracy of member 0 on the fixed evaluation set, by difficulty; with the
     self-judge, also how well it tells each answer from a near miss (AUC by difficulty)."""
     [accuracy] = self.accuracy_of_members(setup, params, self.eval_problems, members=[0])
     out = dict(accuracy={str(d): a for d, a in accuracy.items()})
     if self.judging:
-      out["judge_eval_auc"] = judge.evaluate(setup.devices, self.task, setup.config.seed, params,
-                                             self.eval_problems)
+      out["judge_eval_auc"] = judge.evaluate(
+          setup.devices, self.task, setup.config.seed,
+          params if judge_params is None else judge_params, self.eval_problems)
     return out
 
   def accuracy_of_members(self, setup, params, problems, members=None,
@@ -121,17 +213,36 @@ class TaskMode:
                 sampler, member(params, e), devices.tok, self.task, problems, jax.random.key(0),
                 rows_per_call)) for e in members]
 
-  def label(self, setup, params, curriculum: Curriculum, g: int, key, rng) -> Labels:
+  def label(self, setup, params, curriculum: Curriculum, g: int, key, rng,
+            judge_params=None) -> Labels:
     """Sample -> score -> filter: generation g's examples-file rows, and the judge's
-    lessons (None without the self-judge)."""
+    lessons (None without the self-judge); `judge_params` the separate judge's weights."""
     cfg = setup.config
+    judge_params = params if judge_params is None else judge_params
     seconds, tic = {}, time.perf_counter()
     problems, cands, stats = self.sample(setup, params, curriculum, g, key, rng)
     seconds["sample"] = time.perf_counter() - tic
     tic = time.perf_counter()
-    p_yes = judge.verdicts(setup.devices, params, cands) if self.judging else None
-    # Only `verifier` receives the problems: make_scorer hands them to nobody else.
-    scores = scoring.make_scorer(cfg.scorer, self.task, problems, p_yes)(cands)
+    p_yes, threshold = None, cfg.filter.threshold
+    if self.judging:
+      p_yes = judge.verdicts(setup.devices, judge_params, cands)
+      bar, judge_stats = self.judge_threshold(setup, judge_params)
+      stats |= judge_stats
+      stats["judge_questions"] = (stats.get("judge_questions", 0)
+                                  + len({(cands.prompts[i], cands.completions[i][j])
+                                         for i, j in zip(*np.nonzero(cands.initially_valid()))}))
+    if self.judging and cfg.judge.combine != "product":
+      # Each grader against its own bar: the other stages' against filter.threshold,
+      # the judge's against its calibrated one; kept from 1 on.
+      others = [n for n in scoring.parse(cfg.scorer) if n != "self_judge"]
+      rest = (scoring.make_scorer(",".join(others), self.task, problems)(cands) if others
+              else cands.initially_valid().astype(float))
+      scores, threshold = judge.combine(cfg.judge.combine, rest, cfg.filter.threshold, p_yes,
+                                        bar), 1.0
+      stats["judge_threshold"] = bar
+    else:
+      # Only `verifier` receives the problems: make_scorer hands them to nobody else.
+      scores = scoring.make_scorer(cfg.scorer, self.task, problems, p_yes)(cands)
     source = np.full(cands.shape, "self", object)
     if self.ratings:
       has_self = any(n != "feedback" for n in scoring.parse(cfg.scorer))
@@ -142,14 +253,21 @@ class TaskMode:
       stats["feedback_rated"] = int((rated & valid).sum())
     seconds["score"] = time.perf_counter() - tic
     tic = time.perf_counter()
-    rows, filter_stats = self.filter(setup, g, problems, cands, scores, source, rng, p_yes)
+    judge_bar = bar if self.judging and cfg.judge.combine != "product" else None
+    rows, filter_stats = self.filter(setup, g, problems, cands, scores, source, rng, p_yes,
+                                     threshold, judge_bar)
     seconds["filter"] = time.perf_counter() - tic
     if self.ratings:
       filter_stats["kept_by_source"] = {s: sum(r["kept"] and r["score_source"] == s for r in rows)
                                         for s in ("self", "feedback", "blend")}
     lessons = None
     if self.judging:
-      lessons = judge.self_examples(self.task, rows, cfg.filter.threshold, rng, g)
+      if cfg.judge.later == "self":
+        lessons = judge.self_examples(self.task, rows, threshold, rng, g)
+      elif cfg.judge.later == "consensus":
+        lessons = judge.consensus_examples(self.task, rows, cands.shape[1], rng, g)
+      else:  # frozen: no lessons after generation 0
+        lessons = []
       by_prompt = {p.prompt: p for p in problems}
       for lesson in lessons:  # measurement only: is the lesson's verdict true?
         right = self.task.verify(by_prompt[lesson["about"]], lesson["proposed"])
@@ -197,16 +315,19 @@ class TaskMode:
     return problems, cands, out.token_stats()
 
   def filter(self, setup, g: int, problems, cands: scoring.Candidates, scores, source,
-             rng, p_yes=None):
+             rng, p_yes=None, threshold: float | None = None, judge_bar: float | None = None):
     """Kept labels, plus what ground truth says about them (measurement only).
 
     `source` [N, K] says where each score came from; `p_yes` [N, K] holds the
-    self-judge's verdicts (None without it), recorded with each row.
+    self-judge's verdicts (None without it), recorded with each row. Scores of at
+    least `threshold` (default filter.threshold) pass; the judge's own precision is
+    measured at `judge_bar` (default filter.threshold; None from `calibrate`: nothing).
     """
     cfg = setup.config.filter
+    threshold = cfg.threshold if threshold is None else threshold
     valid = cands.initially_valid()
     votes = scoring.vote_counts(cands, valid)
-    kept = filtering.select(scores, cfg.threshold, cfg.keep)
+    kept = filtering.select(scores, threshold, cfg.keep)
     if cfg.dedupe:
       kept = filtering.dedupe(cands.prompts, cands.completions, kept)
     correct = np.array([[self.task.verify(p, c) for c in row]
@@ -230,7 +351,8 @@ class TaskMode:
         g == noise.generation and noise.fraction > 0) else 0
     stats = _filter_stats(rows, scores, kept, correct, valid, cands, injected)
     if p_yes is not None:
-      stats |= judge.quality(p_yes[valid], correct[valid], cfg.threshold)
+      bar = cfg.threshold if judge_bar is None and threshold == cfg.threshold else judge_bar
+      stats |= judge.quality(p_yes[valid], correct[valid], np.inf if bar is None else bar)
     return rows, stats
 
 

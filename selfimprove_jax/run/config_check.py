@@ -14,11 +14,14 @@ from selfimprove_jax.core import model as model_lib
 from selfimprove_jax.core import sharding
 from selfimprove_jax.core import train as train_lib
 from selfimprove_jax.core.tokenizer import CharTokenizer, TEXT_ALPHABET
-from selfimprove_jax.grading import curriculum, filtering, scoring
+from selfimprove_jax.grading import curriculum, filtering, judge, scoring
 from selfimprove_jax.grading.tasks import get_task
 from selfimprove_jax.text import lm
 
 TRAIN_INIT = ("continue", "restart")
+JUDGE_LESSONS = ("near_miss", "own_answers")
+JUDGE_LATER = ("self", "frozen", "consensus")
+JUDGE_WEIGHTS = ("shared", "separate")
 MODES = ("task", "lm")
 
 
@@ -47,6 +50,11 @@ _FIELDS = {
              "curriculum.gate": OneOf(curriculum.GATES), "curriculum.gate_threshold": _R("[0, 1]"),
              "curriculum.window": _I(1), "eval.max_difficulty": _I(1),
              "eval.per_difficulty": _I(1), "judge.fraction": _R("(0, 1)"),
+             "judge.lessons": OneOf(JUDGE_LESSONS), "judge.problems": _I(1),
+             "judge.samples": _I(1), "judge.temperature": _R("(0, inf)"),
+             "judge.holdout": _R("(0, 1)"), "judge.steps": _I(1),
+             "judge.later": OneOf(JUDGE_LATER), "judge.combine": OneOf(judge.COMBINE),
+             "judge.precision": _R("[0, 1)"), "judge.weights": OneOf(JUDGE_WEIGHTS),
              "feedback.file": _STR, "feedback.weight": _R("[0, 1]"),
              "noise.generation": _I(0), "noise.fraction": _R("[0, 1]")},
     "lm": {"lm.source": _STR, "lm.text_feature": _STR, "lm.train_split": _STR,
@@ -135,6 +143,9 @@ def _check_task(config: ml_collections.ConfigDict) -> None:
   if ("feedback" in names) != bool(config.feedback.file):
     raise ValueError("scorer 'feedback' and feedback.file go together: name a ratings file "
                      "with --config.feedback.file=PATH and add 'feedback' to the scorer, or neither")
+  if config.judge.precision and config.judge.lessons != "own_answers":
+    raise ValueError("judge.precision sets the judge's threshold on held-out answers of its "
+                     "own: set judge.lessons='own_answers' as well, or judge.precision=0")
   if config.train.pack_tokens and not config.train.pack:
     raise ValueError("train.pack_tokens sizes packed batches: set train.pack=True as well, "
                      "or train.pack_tokens=0")

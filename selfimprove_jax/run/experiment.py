@@ -96,11 +96,39 @@ def optimizer_config(config, generation: int) -> train_lib.OptimizerConfig:
   `train.steps_per_generation`, with `generation_optimizer`'s fields in place of those."""
   fields = dict(config.optimizer)
   if generation == 0:
-    steps = config.train.steps
+    steps = train_steps(config, 0)
   else:
     steps = config.train.steps_per_generation
     fields.update(config.get("generation_optimizer") or {})
   return train_lib.OptimizerConfig(total_steps=steps, **fields)
+
+
+def train_steps(config, generation: int) -> int:
+  """Generation 0's steps: train.steps, and judge.steps more when the judge learns from
+  the models' own answers (labelling.TaskMode.lessons_join_at); later: steps_per_generation."""
+  if generation:
+    return config.train.steps_per_generation
+  own = (judging(config) and config.judge.lessons == "own_answers"
+         and config.judge.weights == "shared")
+  return config.train.steps + (config.judge.steps if own else 0)
+
+
+def judging(config) -> bool:
+  """Whether the run's scorer has the self-judge (task mode only)."""
+  return mode(config) == "task" and "self_judge" in scoring.parse(config.scorer)
+
+
+def separate_judge(config) -> bool:
+  """Whether the self-judge has weights of its own (judge.weights="separate")."""
+  return judging(config) and config.judge.weights == "separate"
+
+
+def judge_optimizer(config):
+  """The separate judge's optimizer over its judge.steps each generation: the later
+  generations' settings (`generation_optimizer`), as it fine-tunes a trained model."""
+  fields = dict(config.optimizer) | dict(config.get("generation_optimizer") or {})
+  return train_lib.make_optimizer(train_lib.OptimizerConfig(total_steps=config.judge.steps,
+                                                            **fields))
 
 
 def optimizer(config, generation: int):
@@ -132,6 +160,14 @@ class Setup:
                                    self.own_batches)
 
   @property
+  def separate_judge(self) -> bool:
+    return separate_judge(self.config)
+
+  def judge_step(self):
+    """The separate judge's train step (its own optimizer, the models' program)."""
+    return self.devices.train_step("judge", judge_optimizer(self.config), self.own_batches)
+
+  @property
   def own_batches(self) -> bool:
     """Whether each ensemble member trains on batches of its own (task mode: a text
     run has one model, and no such field)."""
@@ -153,7 +189,7 @@ def _task_mode(config, data_dir: Path, ratings) -> labelling.TaskMode:
       task=task, ground_truth=Source("ground_truth", len(problems), get, longest,
                                      config.data.max_difficulty - config.data.min_difficulty + 1),
       eval_problems=splits["eval"].all(), ratings=ratings,
-      judging="self_judge" in scoring.parse(config.scorer))
+      judging=judging(config))
 
 
 def _text_mode(config, data_dir: Path) -> lm.TextMode:
@@ -228,7 +264,8 @@ def _build_in(config, workdir: Path, mesh, ratings, lock) -> "Setup":
   rundir = Workdir(workdir, checkpoint.Checkpoints(
       workdir, every_steps=config.checkpoint.every_steps,
       max_to_keep=config.checkpoint.max_to_keep or None),
-      rng=np.asarray(jax.random.key_data(root_key)), like=initial, lock=lock)
+      rng=np.asarray(jax.random.key_data(root_key)), like=initial, lock=lock,
+      separate_judge=separate_judge(config))
   return Setup(
       config=config, devices=Devices(mesh, graphdef, model_cfg, tok), workdir=rundir,
       mode=run_mode, root_key=root_key, initial_train=initial,

@@ -38,10 +38,10 @@ from selfimprove_jax.core import mixture as mixture_lib
 from selfimprove_jax.core import train as train_lib
 from selfimprove_jax.core.mixture import Mixture, Source
 from selfimprove_jax.grading.curriculum import Curriculum
-from selfimprove_jax.run.experiment import Setup, build
+from selfimprove_jax.run.experiment import Setup, build, judge_optimizer, train_steps
 from selfimprove_jax.run.workdir import examples_file
 
-SAMPLE, TRAIN, EVALUATE = 1, 2, 3  # stage ids folded into the generation's key
+SAMPLE, TRAIN, EVALUATE, JUDGE = 1, 2, 3, 4  # stage ids folded into the generation's key
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,6 +50,8 @@ class LoopState:
   curriculum: Curriculum | None  # task mode only
   train: train_lib.TrainState  # every leaf [E, ...]: the ensemble's E models
   label_files: tuple[str, ...]  # examples files of generations 1..generation, workdir-relative
+  # judge.weights="separate": the self-judge's own E models, after generation 0
+  judge: train_lib.TrainState | None = None
 
 
 # ----------------------------------------------------------------------------
@@ -57,7 +59,7 @@ class LoopState:
 
 
 def data_stage(setup: Setup, state: LoopState) -> Mixture | None:
-  """The data policy's mixture; with the self-judge, plus the judge's lessons."""
+  """The data policy's mixture; with a shared self-judge, plus the judge's lessons."""
   ground_truth = setup.mode.ground_truth
   if not state.label_files:  # generation 0: ground truth alone
     mixture = Mixture((ground_truth,), (1.0,))
@@ -65,7 +67,7 @@ def data_stage(setup: Setup, state: LoopState) -> Mixture | None:
     kept = [Source.from_list(f, setup.workdir.read_labels(f)) for f in state.label_files]
     mixture = mixture_lib.training_mixture(setup.config.data_policy, ground_truth, kept,
                                            setup.config.data.mix_fraction)
-  lessons = setup.mode.lessons(setup, state.label_files)
+  lessons = None if setup.separate_judge else setup.mode.lessons(setup, state.label_files)
   if lessons is None:
     return mixture
   return mixture_lib.with_share(mixture, lessons, setup.config.judge.fraction)
@@ -82,16 +84,18 @@ def member_batches(next_batch, key: list[int], members: int):
 
 
 def train_stage(setup: Setup, g: int, train_state, mixture: Mixture, *, steps: int, start: int,
-                step_fn, after_step):
-  """Steps start..steps-1 of generation g on batches drawn from `mixture`."""
+                step_fn, after_step, stage: int = TRAIN):
+  """Steps start..steps-1 of generation g on batches drawn from `mixture`; `stage` JUDGE
+  trains the separate judge (its own batch draws and log, judge_log.jsonl)."""
   cfg = setup.config.train
   next_batch = setup.mode.batches(setup, mixture)
   tokens, metrics = 0, None
   guard = train_lib.NonFiniteGuard(cfg.max_nonfinite_steps, jax.device_get(train_state.skipped))
   members = setup.config.ensemble_size if setup.own_batches else 1
-  with progress.bar(range(start, steps), desc=f"gen {g} train", unit="step") as bar:
+  what, log = ("train", "train_log.jsonl") if stage == TRAIN else ("judge", "judge_log.jsonl")
+  with progress.bar(range(start, steps), desc=f"gen {g} {what}", unit="step") as bar:
     for step in bar:
-      batch = member_batches(next_batch, [setup.config.seed, g, TRAIN, step], members)
+      batch = member_batches(next_batch, [setup.config.seed, g, stage, step], members)
       tokens += int(batch.weights.sum())
       if metrics is not None:
         sharding.wait(metrics, setup.devices.mesh)  # see sharding.wait
@@ -103,8 +107,7 @@ def train_stage(setup: Setup, g: int, train_state, mixture: Mixture, *, steps: i
         m = {k: np.asarray(v).tolist() for k, v in jax.device_get(metrics).items()}
         bar.set_postfix(loss=f"{np.mean(m['loss']):.3f}", refresh=False)
         if sharding.is_writer():
-          files.append_jsonl(setup.workdir.path / "train_log.jsonl",
-                             dict(generation=g, step=step + 1, **m))
+          files.append_jsonl(setup.workdir.path / log, dict(generation=g, step=step + 1, **m))
       after_step(step + 1, train_state, tokens)
   if metrics is not None:
     guard.update(jax.device_get(metrics["skipped"]), f"generation {g}, step {steps}")
@@ -169,11 +172,14 @@ def generation_step(setup: Setup, state: LoopState) -> tuple[LoopState, dict]:
     label_files += (str(examples_file(g)),)
   with clock("data"):
     mixture = data_stage(setup, dataclasses.replace(state, label_files=label_files))
-  with clock("train"):
-    train_state, tokens = _train(setup, state, g, mixture, resumed)
+  train_state, tokens, judge_stats = _train(setup, state, g, mixture, resumed, key, clock)
+  judge_state = _train_judge(setup, state, g, train_state, key, clock, judge_stats)
+  stats = stats | judge_stats
+  judging = {} if judge_state is None else dict(judge_params=judge_state.params)
   with clock("evaluate"):
     evaluation, curriculum = setup.mode.evaluate(setup, train_state.params, state.curriculum,
-                                                 stats, g, jax.random.fold_in(key, EVALUATE))
+                                                 stats, g, jax.random.fold_in(key, EVALUATE),
+                                                 **judging)
   metrics = dict(generation=g, data_policy=setup.config.data_policy, kept=stats.get("kept", 0),
                  kept_fraction=stats.get("kept_fraction"),
                  token_entropy=stats.get("token_entropy"),
@@ -181,9 +187,10 @@ def generation_step(setup: Setup, state: LoopState) -> tuple[LoopState, dict]:
                  train_examples=mixture.size if mixture else 0, **evaluation,
                  seconds=clock.seconds)
   new_state = LoopState(generation=g, curriculum=curriculum, train=train_state,
-                        label_files=label_files)
+                        label_files=label_files, judge=judge_state)
   with clock("checkpoint"):  # recorded in metrics.jsonl; the checkpoint's copy predates it
-    setup.workdir.checkpoints.save_generation(g, setup.workdir.arrays(train_state), dict(
+    arrays = setup.workdir.arrays(train_state, judge_state)
+    setup.workdir.checkpoints.save_generation(g, arrays, dict(
         generation=g, frontier=curriculum.frontier if curriculum else None,
         label_files=list(label_files), metrics=metrics))
   return new_state, metrics
@@ -197,17 +204,21 @@ def _labels(setup: Setup, state: LoopState, g: int, key, resumed, clock: Stopwat
     clock.seconds.update(seconds)
     return stats
   rng = np.random.default_rng([setup.config.seed, g, SAMPLE])
+  judging = dict(judge_params=state.judge.params) if state.judge is not None else {}
   labels = setup.mode.label(setup, state.train.params, state.curriculum, g,
-                            jax.random.fold_in(key, SAMPLE), rng)
+                            jax.random.fold_in(key, SAMPLE), rng, **judging)
   clock.seconds.update(labels.seconds)
   setup.workdir.write_labels(g, labels)
   return labels.stats
 
 
-def _train(setup: Setup, state: LoopState, g: int, mixture, resumed: "Resumed | None"):
-  """(train state, tokens trained) after generation g's training, resumed or from its start."""
+def _train(setup: Setup, state: LoopState, g: int, mixture, resumed: "Resumed | None", key,
+           clock: Stopwatch):
+  """(train state, tokens trained, the judge's lesson stats) after generation g's
+  training, resumed or from its start. Where the mode's judge learns from the models'
+  own answers (generation 0), those are made part way, and join the later steps."""
   cfg = setup.config
-  steps = cfg.train.steps if g == 0 else cfg.train.steps_per_generation
+  steps = train_steps(cfg, g)
   if resumed is not None:
     logging.info("generation %d: resuming training after step %d", g, resumed.step)
     train_state, start, before = resumed.train, resumed.step, resumed.tokens_trained
@@ -221,11 +232,61 @@ def _train(setup: Setup, state: LoopState, g: int, mixture, resumed: "Resumed | 
   if mixture is None or not mixture.size:
     logging.warning("generation %d: the %s policy left no data; weights unchanged", g,
                     cfg.data_policy)
-    return train_state, before
-  train_state, tokens = train_stage(
-      setup, g, train_state, mixture, steps=steps, start=start, step_fn=setup.train_step(g),
-      after_step=Progress(setup, g, steps, before).after_step)
-  return train_state, before + tokens
+    return train_state, before, {}
+  join = None if setup.separate_judge else setup.mode.lessons_join_at(setup, g)
+  phases = [(steps, mixture)] if join is None else [(join, mixture), (steps, None)]
+  tokens, stats = before, {}
+  after_step = Progress(setup, g, steps, before).after_step
+  for end, phase_mixture in phases:
+    if phase_mixture is None:  # the judge's lessons from the models' answers so far
+      with clock("judge"):
+        lessons, stats = setup.mode.own_answers(setup, train_state.params,
+                                                jax.random.fold_in(key, JUDGE))
+      phase_mixture = mixture_lib.with_share(mixture, lessons, cfg.judge.fraction)
+    if start >= end:
+      continue
+    with clock("train"):
+      train_state, more = train_stage(
+          setup, g, train_state, phase_mixture, steps=end, start=start,
+          step_fn=setup.train_step(g), after_step=lambda step, s, t, more=tokens - before:
+          after_step(step, s, more + t))
+    tokens, start = tokens + more, end
+  return train_state, tokens, stats
+
+
+def _train_judge(setup: Setup, state: LoopState, g: int, train_state, key, clock: Stopwatch,
+                 stats: dict):
+  """The separate judge after generation g (None without one): in generation 0 a copy of
+  the trained models, taught their own answers; later trained on the generation's
+  lessons from the judge it was, or left as it was (judge.later="frozen"). It trains
+  from its start whenever a generation is redone, and is saved with the generation."""
+  if not setup.separate_judge:
+    return None
+  cfg = setup.config
+  if g == 0:
+    params, lessons = train_state.params, setup.mode.lessons(setup, ())  # near misses
+    if cfg.judge.lessons == "own_answers":
+      with clock("judge"):
+        lessons, lesson_stats = setup.mode.own_answers(setup, train_state.params,
+                                                       jax.random.fold_in(key, JUDGE))
+      stats.update(lesson_stats)  # reported with the generation's metrics
+  elif cfg.judge.later == "frozen":
+    return state.judge
+  else:
+    lessons, params = setup.mode.lessons(setup, state.label_files + (str(examples_file(g)),)), (
+        state.judge.params)
+  if sharding.is_writer():
+    files.trim_jsonl(setup.workdir.path / "judge_log.jsonl", lambda r: r["generation"] < g,
+                     fields=dict(generation=int))
+  judge_state = setup.devices.train_state(params, judge_optimizer(cfg))
+  if not lessons.size:
+    logging.warning("generation %d: no lessons for the judge; its weights stay as they were", g)
+    return judge_state
+  with clock("judge"):
+    judge_state, _ = train_stage(setup, g, judge_state, Mixture((lessons,), (1.0,)),
+                                 steps=cfg.judge.steps, start=0, step_fn=setup.judge_step(),
+                                 after_step=lambda *_: None, stage=JUDGE)
+  return judge_state
 
 
 def _resume_point(setup: Setup, g: int) -> Resumed | None:
@@ -263,9 +324,9 @@ def initial_state(setup: Setup) -> LoopState:
 
 
 def restore(setup: Setup, generation: int) -> LoopState:
-  train_state, meta = setup.workdir.restore_generation(generation)
+  train_state, judge_state, meta = setup.workdir.restore_generation_and_judge(generation)
   return LoopState(generation=generation, curriculum=setup.mode.curriculum(setup, meta["frontier"]),
-                   train=train_state, label_files=tuple(meta["label_files"]))
+                   train=train_state, label_files=tuple(meta["label_files"]), judge=judge_state)
 
 
 def resume(setup: Setup) -> tuple[LoopState, list[dict]]:

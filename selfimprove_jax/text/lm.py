@@ -174,6 +174,9 @@ class TextMode:
   def lessons(self, setup, label_files) -> None:
     del setup, label_files  # no self-judge in text mode
 
+  def lessons_join_at(self, setup, g: int) -> None:
+    del setup, g  # no self-judge in text mode
+
   def batches(self, setup, mixture):
     # Whole texts packed end to end into rows: no padding to the longest.
     cfg = setup.config
