@@ -81,6 +81,10 @@ def test_newest_gives_the_newest_labels_their_share_and_the_rest_by_difficulty()
   assert weights(mixture_lib.training_mixture("newest", truth, [], 0.5)) == {"truth": 1.0}
   assert weights(mixture_lib.training_mixture("newest", truth, [newest], 0.5)) == {
       "truth": 0.5, "g3": 0.5}
+  # A generation that kept nothing: the older labels stay, by difficulty, beside the truth.
+  none_kept = [*older, Source.from_list("g3", [])]
+  assert weights(mixture_lib.training_mixture("newest", truth, none_kept, 0.5)) == pytest.approx(
+      {"truth": 0.75, "g1": 0.125, "g2": 0.125})
 
 
 def test_a_share_added_scales_the_others_down():

@@ -8,7 +8,8 @@ The data policy decides what generation g trains on:
               fraction `mix_fraction` of every batch
   newest      generation g's kept labels are 1 - `mix_fraction` of every batch; ground
               truth and the older generations' labels share the rest evenly by
-              difficulty (Lee et al. 2025's schedule, at mix_fraction 0.5)
+              difficulty (Lee et al. 2025's schedule, at mix_fraction 0.5), and all of
+              it when generation g kept nothing
 """
 
 import dataclasses
@@ -80,15 +81,18 @@ def training_mixture(policy: str, ground_truth: Source, kept: Sequence[Source],
   latest = kept[-1] if kept else None
   if policy == "replace":
     return Mixture((latest,), (1.0,)) if latest and latest.size else None
-  if not (latest and latest.size):  # mix and newest, before any label or after none was kept
-    return Mixture((ground_truth,), (1.0,))
-  if policy == "mix":
-    return Mixture((ground_truth, latest), (mix_fraction, 1.0 - mix_fraction))
-  # newest
   older = [s for s in (ground_truth, *kept[:-1]) if s.size]
   total = sum(s.difficulties for s in older)
-  return Mixture((*older, latest),
-                 (*(mix_fraction * s.difficulties / total for s in older), 1.0 - mix_fraction))
+  by_difficulty = [s.difficulties / total for s in older]
+  if not (latest and latest.size):  # mix and newest, before any label or after none was kept
+    if policy == "mix":
+      return Mixture((ground_truth,), (1.0,))
+    # newest: what the older generations taught stays, by difficulty, as it would beside
+    # new labels (ground truth alone would unlearn the lengths they reached).
+    return Mixture(tuple(older), tuple(by_difficulty))
+  if policy == "mix":
+    return Mixture((ground_truth, latest), (mix_fraction, 1.0 - mix_fraction))
+  return Mixture((*older, latest), (*(mix_fraction * w for w in by_difficulty), 1.0 - mix_fraction))
 
 
 def with_share(mixture: Mixture | None, source: Source, fraction: float) -> Mixture | None:
