@@ -175,9 +175,9 @@ def launch(workdir: Path, point: str = "", devices: int = DEVICES,
 
 
 def attempt(workdir: Path, point: str = "", devices: int = DEVICES,
-            timeout: float | None = None) -> int:
-  """Runs the child once; returns its exit code (-9 when killed)."""
-  process = launch(workdir, point, devices)
+            timeout: float | None = None, flags: tuple[str, ...] = ()) -> int:
+  """Runs the child once, extra `flags` appended; returns its exit code (-9 when killed)."""
+  process = launch(workdir, point, devices, flags)
   try:
     _, err = process.communicate(timeout=timeout)
   except subprocess.TimeoutExpired:  # a kill at a random time, from outside

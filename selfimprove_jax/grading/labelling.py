@@ -253,7 +253,10 @@ class TaskMode:
       stats["feedback_rated"] = int((rated & valid).sum())
     seconds["score"] = time.perf_counter() - tic
     tic = time.perf_counter()
-    judge_bar = bar if self.judging and cfg.judge.combine != "product" else None
+    # The bar the judge's own precision is measured at: its own, or the one threshold.
+    judge_bar = cfg.filter.threshold
+    if self.judging and cfg.judge.combine != "product":
+      judge_bar = np.inf if bar is None else bar
     rows, filter_stats = self.filter(setup, g, problems, cands, scores, source, rng, p_yes,
                                      threshold, judge_bar)
     seconds["filter"] = time.perf_counter() - tic
@@ -321,7 +324,7 @@ class TaskMode:
     `source` [N, K] says where each score came from; `p_yes` [N, K] holds the
     self-judge's verdicts (None without it), recorded with each row. Scores of at
     least `threshold` (default filter.threshold) pass; the judge's own precision is
-    measured at `judge_bar` (default filter.threshold; None from `calibrate`: nothing).
+    measured at `judge_bar` (default filter.threshold).
     """
     cfg = setup.config.filter
     threshold = cfg.threshold if threshold is None else threshold
@@ -351,8 +354,8 @@ class TaskMode:
         g == noise.generation and noise.fraction > 0) else 0
     stats = _filter_stats(rows, scores, kept, correct, valid, cands, injected)
     if p_yes is not None:
-      bar = cfg.threshold if judge_bar is None and threshold == cfg.threshold else judge_bar
-      stats |= judge.quality(p_yes[valid], correct[valid], np.inf if bar is None else bar)
+      bar = cfg.threshold if judge_bar is None else judge_bar
+      stats |= judge.quality(p_yes[valid], correct[valid], bar)
     return rows, stats
 
 

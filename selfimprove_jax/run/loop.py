@@ -236,7 +236,7 @@ def _train(setup: Setup, state: LoopState, g: int, mixture, resumed: "Resumed | 
   join = None if setup.separate_judge else setup.mode.lessons_join_at(setup, g)
   phases = [(steps, mixture)] if join is None else [(join, mixture), (steps, None)]
   tokens, stats = before, {}
-  after_step = Progress(setup, g, steps, before).after_step
+  after_step, step_fn = Progress(setup, g, steps, before).after_step, setup.train_step(g)
   for end, phase_mixture in phases:
     if phase_mixture is None:  # the judge's lessons from the models' answers so far
       with clock("judge"):
@@ -248,7 +248,7 @@ def _train(setup: Setup, state: LoopState, g: int, mixture, resumed: "Resumed | 
     with clock("train"):
       train_state, more = train_stage(
           setup, g, train_state, phase_mixture, steps=end, start=start,
-          step_fn=setup.train_step(g), after_step=lambda step, s, t, more=tokens - before:
+          step_fn=step_fn, after_step=lambda step, s, t, more=tokens - before:
           after_step(step, s, more + t))
     tokens, start = tokens + more, end
   return train_state, tokens, stats
