@@ -161,15 +161,23 @@ def consensus_examples(task: Task, rows: list[dict], samples: int, rng: np.rando
     yes += [r for r in answers if r["votes"] == samples]
     if 2 * top > samples:
       no += [r for r in answers if r["votes"] < top]
+  return _verdict_lessons(task, yes, no, ("unanimous", "outvoted"), rng, generation)
+
+
+def _verdict_lessons(task: Task, yes: list[dict], no: list[dict], origins: tuple[str, str],
+                     rng: np.random.Generator, generation: int) -> list[dict]:
+  """Lessons from examples-file rows judged "y" and "n" (`origins` names the two kinds),
+  balanced: "n" drawn down to as many as "y", or topped up with near misses of the "y"."""
   if not yes:
     return []
   if len(no) > len(yes):
     no = [no[i] for i in sorted(rng.choice(len(no), len(yes), replace=False))]
-  lessons = [dict(r, verdict=YES, origin="unanimous") for r in yes]
-  lessons += [dict(r, verdict=NO, origin="outvoted") for r in no]
+  lessons = [dict(r, verdict=YES, origin=origins[0]) for r in yes]
+  lessons += [dict(r, verdict=NO, origin=origins[1]) for r in no]
   for r in (yes[i] for i in rng.integers(0, len(yes), len(yes) - len(no))):
     lessons.append(dict(r, completion=task.near_miss(r["completion"], rng), verdict=NO,
                         origin="near_miss"))
+  # `kept` makes every lesson a training example when the file is read back.
   return [dict(generation=generation, difficulty=r["difficulty"],
                prompt=question(r["prompt"], r["completion"]), completion=r["verdict"],
                kept=True, origin=r["origin"], about=r["prompt"], proposed=r["completion"])
@@ -208,21 +216,8 @@ def self_examples(task: Task, rows: list[dict], threshold: float, rng: np.random
   threshold, then near misses of kept labels until there are as many "n" as "y".
   """
   yes = [r for r in rows if r["kept"]]
-  if not yes:
-    return []
   no = [r for r in rows if r["finished"] and not r["kept"] and r["score"] < threshold]
-  if len(no) > len(yes):
-    no = [no[i] for i in sorted(rng.choice(len(no), len(yes), replace=False))]
-  lessons = [dict(r, verdict=YES, origin="kept") for r in yes]
-  lessons += [dict(r, verdict=NO, origin="rejected") for r in no]
-  for r in (yes[i] for i in rng.integers(0, len(yes), len(yes) - len(no))):
-    lessons.append(dict(r, completion=task.near_miss(r["completion"], rng), verdict=NO,
-                        origin="near_miss"))
-  # `kept` makes every lesson a training example when the file is read back.
-  return [dict(generation=generation, difficulty=r["difficulty"],
-               prompt=question(r["prompt"], r["completion"]), completion=r["verdict"],
-               kept=True, origin=r["origin"], about=r["prompt"], proposed=r["completion"])
-          for r in lessons]
+  return _verdict_lessons(task, yes, no, ("kept", "rejected"), rng, generation)
 
 
 def _yes_probability(graphdef, verdict_ids, params, inputs, last):

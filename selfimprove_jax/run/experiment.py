@@ -126,9 +126,8 @@ def separate_judge(config) -> bool:
 def judge_optimizer(config):
   """The separate judge's optimizer over its judge.steps each generation: the later
   generations' settings (`generation_optimizer`), as it fine-tunes a trained model."""
-  fields = dict(config.optimizer) | dict(config.get("generation_optimizer") or {})
-  return train_lib.make_optimizer(train_lib.OptimizerConfig(total_steps=config.judge.steps,
-                                                            **fields))
+  later = optimizer_config(config, 1)
+  return train_lib.make_optimizer(dataclasses.replace(later, total_steps=config.judge.steps))
 
 
 def optimizer(config, generation: int):
