@@ -348,6 +348,7 @@ def main(argv):
   if len(argv) != 2 or argv[1] not in commands:
     raise app.UsageError(f"usage: python -m selfimprove_jax.bench {{{','.join(commands)}}} [--flags]")
   logging.getLogger("absl").setLevel(logging.WARNING)  # Orbax's lines per checkpoint
+  sharding.one_cpu_device_per_core()  # as the loop runs (main.py)
   device = f"{jax.device_count()} x {jax.devices()[0].device_kind}"
   if argv[1] == "generation" and not FLAGS.contestant:
     print(f"# jax {jax.__version__}, {device}, "

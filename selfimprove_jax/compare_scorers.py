@@ -26,6 +26,7 @@ from ml_collections import config_flags
 
 from selfimprove_jax.base import display, files
 from selfimprove_jax.base.errors import UserError
+from selfimprove_jax.core import sharding
 from selfimprove_jax.run import loop
 
 ARMS = ("none", "majority_vote", "confidence", "self_judge", "verifier")
@@ -126,6 +127,7 @@ def main(argv):
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
   workdir = Path(_WORKDIR.value)
   loop.quiet_library_logs()
+  sharding.one_cpu_device_per_core()  # as the loop runs (main.py)
   try:
     base = {}
     if _BASELINE.value:  # read first: a wrong path should not wait for the runs

@@ -53,6 +53,8 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
   loop.quiet_library_logs()
+  if not (_DISTRIBUTED.value or _NUM_PROCESSES.value):  # processes of a cluster share no cores
+    sharding.one_cpu_device_per_core()
   _join_processes()
   logging.info("JAX %s: process %d of %d, %d devices (%s)", jax.__version__, jax.process_index(),
                jax.process_count(), jax.device_count(), jax.devices()[0].platform)

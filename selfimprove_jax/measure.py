@@ -22,6 +22,7 @@ from ml_collections import config_flags
 
 from selfimprove_jax.base import files
 from selfimprove_jax.base.errors import UserError
+from selfimprove_jax.core import sharding
 from selfimprove_jax.grading import evaluate
 from selfimprove_jax.run import loop
 from selfimprove_jax.run.config_check import mode
@@ -60,6 +61,7 @@ def main(argv):
   if config is None:
     sys.exit("error: --config is required: the run's config file, with its overrides")
   loop.quiet_library_logs()
+  sharding.one_cpu_device_per_core()  # as the loop ran (main.py)
   try:
     if _PER_DIFFICULTY.value < 1:
       raise UserError(f"--per_difficulty must be >= 1, got {_PER_DIFFICULTY.value}")

@@ -1,5 +1,9 @@
 """Rows split across devices: call sizes, and row-wise functions over many rows in few shapes."""
 
+import os
+import subprocess
+import sys
+
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -49,3 +53,29 @@ def test_cpu_steps_compile_with_the_cpu_options_where_this_xla_has_them(mesh8, m
     assert sharding.compiler_options("cpu") == {}
   finally:
     sharding.compiler_options.cache_clear()
+
+
+def _cpu_devices_in_a_fresh_process(env_update: dict, cores: int) -> list:
+  """[what one_cpu_device_per_core returned, the cores, the devices] in a new process that
+  may use at most `cores` of this one's cores."""
+  env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "JAX_NUM_CPU_DEVICES")}
+  env.update(env_update, JAX_PLATFORMS="cpu")
+  code = ("import os, sys, jax; from selfimprove_jax.core import sharding; "
+          f"os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[:{cores}]); "
+          "print(sharding.one_cpu_device_per_core(), len(os.sched_getaffinity(0)), "
+          "jax.device_count())")
+  out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                       check=True).stdout.split()
+  return [None if out[0] == "None" else int(out[0]), int(out[1]), int(out[2])]
+
+
+def test_the_cpu_becomes_one_device_per_core_unless_the_user_chose():
+  chosen, cores, devices = _cpu_devices_in_a_fresh_process({}, 3)
+  assert chosen == devices == (2 if cores >= 2 else 1)  # 3 cores: the power of two below
+  chosen, cores, devices = _cpu_devices_in_a_fresh_process({}, 1)
+  assert (chosen, devices) == (1, 1)
+  chosen, _, devices = _cpu_devices_in_a_fresh_process({"JAX_NUM_CPU_DEVICES": "3"}, 2)
+  assert (chosen, devices) == (None, 3)
+  chosen, _, devices = _cpu_devices_in_a_fresh_process(
+      {"XLA_FLAGS": "--xla_force_host_platform_device_count=5"}, 2)
+  assert (chosen, devices) == (None, 5)

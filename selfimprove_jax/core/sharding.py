@@ -7,6 +7,7 @@ metrics) the step says so with `jax.lax.pmean` / `psum` over `DATA`.
 """
 
 import functools
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,6 +18,27 @@ from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
 DATA = "data"  # the one mesh axis
+
+
+def one_cpu_device_per_core() -> int | None:
+  """Before any JAX backend starts: makes the CPU backend one JAX device per core (the
+  largest power of two not above the cores this process may use, so that batch sizes,
+  powers of two, split evenly), and returns that count; None, changing nothing, where
+  JAX_NUM_CPU_DEVICES or XLA_FLAGS' --xla_force_host_platform_device_count already chose.
+
+  On a CPU the data-parallel steps then run one core's share of the rows each, pmap-style,
+  and the small operations of a decode step no longer split across cores, each split
+  costing a thread handoff: sampling ran 1.8-2.1x faster on 2 cores (BENCHMARKS.md).
+  Accelerators are unaffected; results then differ from a one-device run's within float
+  rounding only (the same layout stays bit-exact).
+  """
+  if (os.environ.get("JAX_NUM_CPU_DEVICES")
+      or "xla_force_host_platform_device_count" in os.environ.get("XLA_FLAGS", "")):
+    return None
+  cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+  count = 1 << (max(1, cores or 1).bit_length() - 1)
+  jax.config.update("jax_num_cpu_devices", count)
+  return count
 
 
 def make_mesh(devices=None) -> jax.sharding.Mesh:
