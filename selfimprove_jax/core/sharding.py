@@ -35,8 +35,8 @@ def one_cpu_device_per_core() -> int | None:
   if (os.environ.get("JAX_NUM_CPU_DEVICES")
       or "xla_force_host_platform_device_count" in os.environ.get("XLA_FLAGS", "")):
     return None
-  cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-  count = 1 << (max(1, cores or 1).bit_length() - 1)
+  cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+  count = 1 << (cores.bit_length() - 1)
   jax.config.update("jax_num_cpu_devices", count)
   return count
 

@@ -253,9 +253,8 @@ class TaskMode:
       stats["feedback_rated"] = int((rated & valid).sum())
     seconds["score"] = time.perf_counter() - tic
     tic = time.perf_counter()
-    # The bar the judge's own precision is measured at: its own, or the one threshold.
-    judge_bar = cfg.filter.threshold
-    if self.judging and cfg.judge.combine != "product":
+    judge_bar = None  # the judge's precision is measured at the one threshold (filter's default)
+    if self.judging and cfg.judge.combine != "product":  # or at its own bar (inf: none reached)
       judge_bar = np.inf if bar is None else bar
     rows, filter_stats = self.filter(setup, g, problems, cands, scores, source, rng, p_yes,
                                      threshold, judge_bar)
