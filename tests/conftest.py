@@ -70,13 +70,13 @@ class StopRun(Exception):
 def stop_at(monkeypatch):
   """stop_at(g, step): the next run raises StopRun right after training step `step` of
   generation g (and any progress checkpoint due there), as a crash would leave it."""
-  from selfimprove_jax.run import loop
+  from selfimprove_jax.run import training
 
   def arm(g: int, step: int) -> None:
-    original = loop.Progress.after_step
+    original = training.Progress.after_step
     def after_step(self, done, train_state, tokens):
       original(self, done, train_state, tokens)
       if (self.g, done) == (g, step):
         raise StopRun(f"stopped after generation {g}, step {step}")
-    monkeypatch.setattr(loop.Progress, "after_step", after_step)
+    monkeypatch.setattr(training.Progress, "after_step", after_step)
   return arm

@@ -11,7 +11,7 @@ from conftest import StopRun
 from selfimprove_jax import config_files
 from selfimprove_jax.base.errors import UserError
 from selfimprove_jax.core import train as train_lib
-from selfimprove_jax.run import experiment, loop
+from selfimprove_jax.run import experiment, loop, training
 
 REQUIRED = {"generation", "difficulty", "scorer", "accuracy", "kept", "kept_precision",
             "tokens_sampled", "tokens_trained", "seconds"}
@@ -177,8 +177,8 @@ def test_bad_config_fails_before_any_compute(tmp_path, field, value, message):
 def test_members_with_own_batches_draw_apart_and_member_0_as_a_lone_model():
   draw = lambda rng: {"rows": rng.integers(0, 1000, (4, 3))}  # stands in for a mode's batches
   key = [7, 2, loop.TRAIN, 5]
-  alone = loop.member_batches(draw, key, members=1)
-  three = loop.member_batches(draw, key, members=3)
+  alone = training.member_batches(draw, key, members=1)
+  three = training.member_batches(draw, key, members=3)
   assert three["rows"].shape == (4, 3, 3)  # rows first, then members
   np.testing.assert_array_equal(three["rows"][:, 0], alone["rows"])
   np.testing.assert_array_equal(three["rows"][:, 2], draw(np.random.default_rng(key + [2]))["rows"])

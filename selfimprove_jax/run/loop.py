@@ -31,7 +31,7 @@ import jax
 import ml_collections
 import numpy as np
 
-from selfimprove_jax.base import files, preemption, progress
+from selfimprove_jax.base import files, preemption
 from selfimprove_jax.base.errors import UserError, first_line
 from selfimprove_jax.core import sharding
 from selfimprove_jax.core import mixture as mixture_lib
@@ -39,6 +39,7 @@ from selfimprove_jax.core import train as train_lib
 from selfimprove_jax.core.mixture import Mixture, Source
 from selfimprove_jax.grading.curriculum import Curriculum
 from selfimprove_jax.run.experiment import Setup, build, judge_optimizer, train_steps
+from selfimprove_jax.run.training import Progress, train_stage
 from selfimprove_jax.run.workdir import examples_file
 
 SAMPLE, TRAIN, EVALUATE, JUDGE = 1, 2, 3, 4  # stage ids folded into the generation's key
@@ -55,7 +56,8 @@ class LoopState:
 
 
 # ----------------------------------------------------------------------------
-# Data and training (each mode's labelling and evaluation are behind setup.mode).
+# Data (each mode's labelling and evaluation are behind setup.mode; the training steps
+# are in training.py).
 
 
 def data_stage(setup: Setup, state: LoopState) -> Mixture | None:
@@ -71,47 +73,6 @@ def data_stage(setup: Setup, state: LoopState) -> Mixture | None:
   if lessons is None:
     return mixture
   return mixture_lib.with_share(mixture, lessons, setup.config.judge.fraction)
-
-
-def member_batches(next_batch, key: list[int], members: int):
-  """One step's batch, drawn by `next_batch(rng)` from the step's `key`; for several
-  members, one each stacked [B, E, ...]: member 0's is the one batch a lone model
-  draws, member e's is drawn with e appended to the key."""
-  if members == 1:
-    return next_batch(np.random.default_rng(key))
-  batches = [next_batch(np.random.default_rng(key + ([e] if e else []))) for e in range(members)]
-  return jax.tree.map(lambda *xs: np.stack(xs, 1), *batches)
-
-
-def train_stage(setup: Setup, g: int, train_state, mixture: Mixture, *, steps: int, start: int,
-                step_fn, after_step, stage: int = TRAIN):
-  """Steps start..steps-1 of generation g on batches drawn from `mixture`; `stage` JUDGE
-  trains the separate judge (its own batch draws and log, judge_log.jsonl)."""
-  cfg = setup.config.train
-  next_batch = setup.mode.batches(setup, mixture)
-  tokens, metrics = 0, None
-  guard = train_lib.NonFiniteGuard(cfg.max_nonfinite_steps, jax.device_get(train_state.skipped))
-  members = setup.config.ensemble_size if setup.own_batches else 1
-  what, log = ("train", "train_log.jsonl") if stage == TRAIN else ("judge", "judge_log.jsonl")
-  with progress.bar(range(start, steps), desc=f"gen {g} {what}", unit="step") as bar:
-    for step in bar:
-      batch = member_batches(next_batch, [setup.config.seed, g, stage, step], members)
-      tokens += int(batch.weights.sum())
-      if metrics is not None:
-        sharding.wait(metrics, setup.devices.mesh)  # see sharding.wait
-      previous = metrics
-      train_state, metrics = step_fn(train_state, sharding.shard_batch(batch, setup.devices.mesh))
-      if previous is not None:  # a step behind: the host never waits on the step just queued
-        guard.update(jax.device_get(previous["skipped"]), f"generation {g}, step {step}")
-      if (step + 1) % cfg.log_every == 0 or step + 1 == steps:
-        m = {k: np.asarray(v).tolist() for k, v in jax.device_get(metrics).items()}
-        bar.set_postfix(loss=f"{np.mean(m['loss']):.3f}", refresh=False)
-        if sharding.is_writer():
-          files.append_jsonl(setup.workdir.path / log, dict(generation=g, step=step + 1, **m))
-      after_step(step + 1, train_state, tokens)
-  if metrics is not None:
-    guard.update(jax.device_get(metrics["skipped"]), f"generation {g}, step {steps}")
-  return train_state, tokens
 
 
 # ----------------------------------------------------------------------------
@@ -139,25 +100,6 @@ class Resumed:
   step: int  # the last training step saved
   train: train_lib.TrainState
   tokens_trained: int  # before that step, this generation
-
-
-class Progress:
-  """After each training step of generation g: a progress checkpoint when one is due,
-  and on SIGTERM a checkpoint at this step and a stop."""
-
-  def __init__(self, setup: Setup, g: int, steps: int, tokens_before: int):
-    self.setup, self.g, self.steps, self.tokens_before = setup, g, steps, tokens_before
-
-  def after_step(self, step: int, train_state, tokens: int) -> None:
-    workdir, g = self.setup.workdir, self.g
-    # Step ids grow through the whole run, as the multi-host agreement needs.
-    preempted = preemption.requested(g * 10_000_000 + step)
-    if workdir.checkpoints.due(step, self.steps) or preempted:
-      workdir.checkpoints.save_progress(g, step, workdir.arrays(train_state), dict(
-          generation=g, step=step, tokens_trained=self.tokens_before + tokens))
-    if preempted:
-      raise preemption.Preempted(f"stopped on SIGTERM after step {step} of generation {g}, "
-                                 "saved; rerun the same command to resume")
 
 
 def generation_step(setup: Setup, state: LoopState) -> tuple[LoopState, dict]:
@@ -248,7 +190,7 @@ def _train(setup: Setup, state: LoopState, g: int, mixture, resumed: "Resumed | 
     with clock("train"):
       train_state, more = train_stage(
           setup, g, train_state, phase_mixture, steps=end, start=start,
-          step_fn=step_fn, after_step=lambda step, s, t, more=tokens - before:
+          step_fn=step_fn, stage=TRAIN, after_step=lambda step, s, t, more=tokens - before:
           after_step(step, s, more + t))
     tokens, start = tokens + more, end
   return train_state, tokens, stats
@@ -285,7 +227,7 @@ def _train_judge(setup: Setup, state: LoopState, g: int, train_state, key, clock
   with clock("judge"):
     judge_state, _ = train_stage(setup, g, judge_state, Mixture((lessons,), (1.0,)),
                                  steps=cfg.judge.steps, start=0, step_fn=setup.judge_step(),
-                                 after_step=lambda *_: None, stage=JUDGE)
+                                 after_step=lambda *_: None, stage=JUDGE, what="judge")
   return judge_state
 
 
