@@ -89,7 +89,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   # their mistakes in the newest digit positions, and their answers to b+a differ where
   # they are wrong more often than where they are right. Run I's kept labels at 11-12
   # digits were 72-79% right; with this (run J, the same generation 0) 93-96%.
-  c.sample.equivalents = True
+  c.sample.equivalents = "swapped"
   c.sample.rows_per_call = 2_000
   c.filter.threshold = 1.0
   c.filter.keep = "best"

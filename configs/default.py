@@ -113,10 +113,11 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   # Fresh problems labelled per generation, and samples drawn for each.
   c.sample.prompts_per_generation = 512
   c.sample.samples_per_prompt = 4
-  # Also ask each problem in its task's equivalent forms (the addition tasks: b+a for
-  # a+b), samples_per_prompt times each; their answers are pooled with the problem's
-  # own for the vote. No answer is looked at: a model is inconsistent, not wrong.
-  c.sample.equivalents = False
+  # Also ask each problem in the named equivalent forms of its task, joined by ',' (the
+  # addition tasks: "swapped", b+a for a+b; "shifted", (a+c)+(b-c) with c drawn per
+  # prompt), samples_per_prompt times each; their answers are pooled with the problem's
+  # own for the vote. No answer is looked at: a model is inconsistent, not wrong. "": none.
+  c.sample.equivalents = ""
   # Sampling temperature (0: greedy); top_k 0 and top_p 1 mean no truncation.
   c.sample.temperature = 1.0
   c.sample.top_k = 0

@@ -121,3 +121,15 @@ def test_a_field_added_since_a_run_began_is_no_difference_at_its_default(tmp_pat
   experiment.refuse_other_experiment(config, tmp_path)  # the default: the old behaviour
   with pytest.raises(ValueError, match=r"holds a run with train.pack=None, not True"):
     experiment.refuse_other_experiment(with_value("tiny", "train.pack", True), tmp_path)
+
+
+def test_a_run_from_before_forms_had_names_resumes_with_the_form_it_used(tmp_path):
+  for old, same in ((True, "swapped"), (False, "")):
+    saved = json.loads(with_value("tiny", "sample.equivalents", same).to_json_best_effort())
+    saved["sample"]["equivalents"] = old  # a workdir written when the field was a bool
+    (tmp_path / "config.json").write_text(json.dumps(saved))
+    experiment.refuse_other_experiment(with_value("tiny", "sample.equivalents", same), tmp_path)
+    with pytest.raises(ValueError, match=rf"holds a run with sample.equivalents={same!r}, not "
+                                         r"'swapped,shifted'"):
+      experiment.refuse_other_experiment(
+          with_value("tiny", "sample.equivalents", "swapped,shifted"), tmp_path)

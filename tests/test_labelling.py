@@ -52,17 +52,18 @@ class ByRuleSampler:
                                  done=np.ones(len(rows), bool))
 
 
-@pytest.mark.parametrize("equivalents", [False, True])
-def test_equivalent_prompts_join_the_vote_and_an_inconsistent_answer_loses_it(equivalents):
+@pytest.mark.parametrize("equivalents, wrong_on", [("", None), ("swapped", "swapped"),
+                                                   ("swapped,shifted", "shifted")])
+def test_equivalent_prompts_join_the_vote_and_an_inconsistent_answer_loses_it(equivalents,
+                                                                                wrong_on):
   task, tok = get_task("reverse_addition"), CharTokenizer()
   truth = lambda prompt: task.parse(prompt).answer
-  # Both members right on a+b; on the swapped b+a, member 1 is wrong when a starts odd.
-  def rule(e, prompt):
-    a = prompt.removesuffix("=").split("+")[1]  # a swapped prompt's second operand
-    wrong = e == 1 and prompt in asked_swapped and int(a[0]) % 2
-    return "0" + truth(prompt) if wrong else truth(prompt)
   problems = task.batch(np.random.default_rng(0), [4] * 20)
-  asked_swapped = {task.equivalents(p.prompt)[0] for p in problems}
+  # Both members right on a+b; on one equivalent form, member 1 is wrong when a starts odd.
+  origin = {task.equivalents(p.prompt, [wrong_on])[0]: p.prompt for p in problems} if wrong_on else {}
+  def rule(e, prompt):
+    wrong = e == 1 and prompt in origin and int(origin[prompt][0]) % 2
+    return "0" + truth(prompt) if wrong else truth(prompt)
   config = ml_collections.ConfigDict(dict(
       ensemble_size=2, sample=dict(prompts_per_generation=20, samples_per_prompt=1,
                                    equivalents=equivalents, rows_per_call=64)))
@@ -70,13 +71,16 @@ def test_equivalent_prompts_join_the_vote_and_an_inconsistent_answer_loses_it(eq
       config=config, sample_method=None,
       devices=types.SimpleNamespace(tok=tok, sampler=lambda method, n: ByRuleSampler(tok, rule)))
   mode = labelling.TaskMode(task=task, ground_truth=None, eval_problems=[], judging=False)
+  forms = mode.forms(setup, problems[0])
+  assert forms == [problems[0].prompt, *task.equivalents(problems[0].prompt,
+                                                         task.parse_forms(equivalents))]
   curriculum = types.SimpleNamespace(next_difficulties=lambda: [4])
   rng = np.random.default_rng(0)
   got, cands, _ = mode.sample(setup, {"member": np.arange(2)}, curriculum, 1, jax.random.key(0), rng)
   assert [p.prompt for p in got] == [p.prompt for p in problems]  # the same draws either way
-  assert cands.shape == (20, 4 if equivalents else 2)
+  assert cands.shape == (20, 2 * len(forms))
   scores = scoring.make_scorer("majority_vote", task)(cands)
   unanimous = (scores == 1.0).any(axis=1)
   inconsistent = np.array([int(p.prompt.split("+")[0][0]) % 2 == 1 for p in problems])
   assert inconsistent.any() and not inconsistent.all()
-  np.testing.assert_array_equal(unanimous, ~inconsistent if equivalents else True)
+  np.testing.assert_array_equal(unanimous, ~inconsistent if wrong_on else True)

@@ -214,6 +214,7 @@ def test_every_shipped_config_passes_the_checks(name):
 
 
 def test_equivalent_prompts_on_a_task_without_them_fail_before_any_compute(tmp_path):
-  with pytest.raises(UserError, match=r"^sample.equivalents needs a task with equivalent prompts"):
-    loop.run(tiny(task="reversal", **{"sample.equivalents": True}), str(tmp_path / "run"))
+  with pytest.raises(UserError, match=r"^sample.equivalents must name distinct equivalent forms "
+                                       r"of task 'reversal'"):
+    loop.run(tiny(task="reversal", **{"sample.equivalents": "swapped"}), str(tmp_path / "run"))
   assert not (tmp_path / "run").exists()

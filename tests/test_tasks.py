@@ -129,10 +129,45 @@ def test_near_misses_are_wrong_close_and_in_the_tasks_symbols(name):
 @pytest.mark.parametrize("name", sorted(tasks.TASKS))
 def test_equivalent_prompts_have_the_same_answer_and_only_the_sums_have_them(name):
   task = tasks.get_task(name)
-  assert task.has_equivalents == (name in ("reverse_addition", "padded_reverse_addition", "addition"))
+  sums = name in ("reverse_addition", "padded_reverse_addition", "addition")
+  assert task.equivalent_forms == (("swapped", "shifted") if sums else ())
   rng = np.random.default_rng(2)
   for d in (1, 4, 25):
     problem = task.generate(rng, d)
-    others = task.equivalents(problem.prompt)
-    assert len(others) == task.has_equivalents and problem.prompt not in others
+    others = task.equivalents(problem.prompt, list(task.equivalent_forms))
+    assert len(others) == 2 * sums
     assert all(solve(name, q) == problem.answer for q in others)
+
+
+@pytest.mark.parametrize("name", ["reverse_addition", "padded_reverse_addition", "addition"])
+def test_a_shifted_sum_keeps_each_operands_length_and_changes_its_columns(name):
+  task, rng = tasks.get_task(name), np.random.default_rng(3)
+  read = (lambda s: int(s[::-1])) if name != "addition" else int
+  top = (lambda s: s[-1]) if name != "addition" else (lambda s: s[0])  # most significant
+  top_changed = 0
+  for _ in range(200):
+    problem = task.generate(rng, int(rng.integers(2, 30)))
+    a, b = problem.prompt[:-1].split("+")
+    shifted, = task.equivalents(problem.prompt, ["shifted"])
+    assert task.equivalents(problem.prompt, ["shifted"]) == [shifted]  # the prompt decides it
+    a2, b2 = shifted[:-1].split("+")
+    assert (len(a2), len(b2)) == (len(a), len(b)) and a2 != a and "-" not in shifted
+    assert read(a2) + read(b2) == read(a) + read(b)
+    assert solve(name, shifted) == problem.answer
+    top_changed += top(a2) != top(a)
+  assert top_changed > 120  # the top column mostly differs, where b+a keeps it
+  # Where no other split keeps both lengths, the form is the prompt itself.
+  assert task.equivalents("9+9=", ["shifted"]) == ["9+9="]
+
+
+def test_equivalent_forms_are_named_and_a_wrong_name_says_which_exist():
+  task = tasks.get_task("reverse_addition")
+  assert task.parse_forms("") == []
+  assert task.parse_forms("shifted, swapped") == ["shifted", "swapped"]
+  for bad in ("swap", "swapped,swapped"):
+    with pytest.raises(ValueError, match=r"^sample.equivalents must name distinct equivalent forms "
+                                         r"of task 'reverse_addition' joined by ',' \(this task's "
+                                         r"are \['swapped', 'shifted'\]\), got"):
+      task.parse_forms(bad)
+  with pytest.raises(ValueError, match=r"of task 'reversal' .*\(it has none\), got 'swapped'$"):
+    tasks.get_task("reversal").parse_forms("swapped")

@@ -280,10 +280,10 @@ class TaskMode:
     return Labels(rows=rows, lessons=lessons, stats=stats | filter_stats, seconds=seconds)
 
   def forms(self, setup, problem) -> list[str]:
-    """The prompts a problem is asked as: itself, and with sample.equivalents its task's
-    equivalent forms."""
-    equivalents = self.task.equivalents(problem.prompt) if setup.config.sample.equivalents else []
-    return [problem.prompt, *equivalents]
+    """The prompts a problem is asked as: itself, then in each of its task's equivalent
+    forms that sample.equivalents names."""
+    forms = self.task.parse_forms(setup.config.sample.equivalents)
+    return [problem.prompt, *self.task.equivalents(problem.prompt, forms)]
 
   def sample(self, setup, params, curriculum: Curriculum, g: int, key, rng):
     """K samples from each ensemble member for fresh problems just past the frontier."""

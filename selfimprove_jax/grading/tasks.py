@@ -8,7 +8,9 @@ the model produces the digit it can compute first.
 """
 
 import dataclasses
+import random
 import re
+import zlib
 from collections.abc import Callable
 
 import numpy as np
@@ -49,7 +51,29 @@ def _reverse_addition(rng, n):
 
 def _swapped_addends(prompt):
   a, b = prompt.removesuffix("=").split("+")
-  return [f"{b}+{a}="]
+  return f"{b}+{a}="
+
+
+def _shifted_addends(reverse: bool):
+  """a+b asked as (a+c)+(b-c), each operand keeping its number of digits: every column's
+  digits and carries change, where b+a keeps them (the top column's carry above all, the
+  one two models get wrong the same way). c is drawn from a generator seeded by the
+  prompt, so a prompt always has the same shifted form; it is 0 only where no other
+  split of the sum keeps both lengths."""
+  def shifted(prompt):
+    a, b = prompt.removesuffix("=").split("+")
+    read = (lambda s: int(s[::-1])) if reverse else int
+    write = _rev if reverse else str
+    total = read(a) + read(b)
+    lowest = lambda n: 10 ** (n - 1) if n > 1 else 0
+    lo = max(lowest(len(a)), total - (10 ** len(b) - 1))
+    hi = min(10 ** len(a) - 1, total - lowest(len(b)))
+    if lo == hi:
+      return prompt
+    pick = random.Random(zlib.crc32(prompt.encode())).randint(lo, hi - 1)
+    new_a = pick + (pick >= read(a))  # any split but a+b's own
+    return f"{write(new_a)}+{write(total - new_a)}="
+  return shifted
 
 
 def _padded(prompt, answer):
@@ -166,8 +190,9 @@ class Task:
   # The ground-truth training problems, where they are drawn more widely than the
   # problems the model is evaluated and self-labels on (None: the same).
   _make_ground_truth: Callable[[np.random.Generator, int], tuple[str, str]] | None = None
-  # Other prompts with the same answer (a+b as b+a), read off the prompt alone.
-  _equivalents: Callable[[str], list[str]] | None = None
+  # Other prompts with the same answer, by name (a+b as b+a: "swapped"), each read off
+  # the prompt alone.
+  _equivalents: dict[str, Callable[[str], str]] = dataclasses.field(default_factory=dict)
 
   def generate(self, rng: np.random.Generator, difficulty: int) -> Problem:
     return self._problem(self._make, rng, difficulty)
@@ -188,13 +213,24 @@ class Task:
     return [self.generate(rng, int(d)) for d in difficulties]
 
   @property
-  def has_equivalents(self) -> bool:
-    return self._equivalents is not None
+  def equivalent_forms(self) -> tuple[str, ...]:
+    """The names of the task's equivalent forms (none for most tasks)."""
+    return tuple(self._equivalents)
 
-  def equivalents(self, prompt: str) -> list[str]:
-    """Other prompts whose right answer is this prompt's (none for most tasks); a model
-    that answers them differently is wrong on at least one, with no answer looked at."""
-    return self._equivalents(prompt) if self._equivalents else []
+  def parse_forms(self, spec: str) -> list[str]:
+    """'swapped,shifted' -> ['swapped', 'shifted'] ('' -> none), or a one-line error naming
+    `sample.equivalents` and the forms this task has."""
+    forms = [f.strip() for f in spec.split(",") if f.strip()]
+    if any(f not in self._equivalents for f in forms) or len(set(forms)) < len(forms):
+      has = f"this task's are {list(self._equivalents)}" if self._equivalents else "it has none"
+      raise ValueError(f"sample.equivalents must name distinct equivalent forms of task "
+                       f"{self.name!r} joined by ',' ({has}), got {spec!r}")
+    return forms
+
+  def equivalents(self, prompt: str, forms: list[str]) -> list[str]:
+    """The prompt in each named form: other prompts whose right answer is this prompt's. A
+    model that answers them differently is wrong on at least one, with no answer looked at."""
+    return [self._equivalents[f](prompt) for f in forms]
 
   def answer_lengths(self, prompt: str) -> tuple[int, int]:
     """(shortest, longest) answer the prompt allows, from the prompt alone."""
@@ -228,14 +264,15 @@ class Task:
     raise AssertionError(f"no near miss found for {answer!r}")
 
 
+_REVERSED_SUMS = dict(swapped=_swapped_addends, shifted=_shifted_addends(reverse=True))
 TASKS = {t.name: t for t in (
     Task("reverse_addition", _reverse_addition, _sum_lengths, _solve_reverse_addition, _DIGITS,
-         _equivalents=_swapped_addends),
+         _equivalents=_REVERSED_SUMS),
     Task("padded_reverse_addition", _padded_reverse_addition, _padded_sum_length,
          _solve_padded_reverse_addition, _DIGITS, _mixed_padded_reverse_addition,
-         _equivalents=_swapped_addends),
+         _equivalents=_REVERSED_SUMS),
     Task("addition", _addition, _sum_lengths, _solve_addition, _DIGITS,
-         _equivalents=_swapped_addends),
+         _equivalents=dict(swapped=_swapped_addends, shifted=_shifted_addends(reverse=False))),
     Task("multiplication", _multiplication, _product_lengths, _solve_multiplication, _DIGITS),
     Task("copy", _copy, _same_length, _solve_copy, _ALPHA),
     Task("reversal", _reversal, _same_length, _solve_reversal, _ALPHA),

@@ -44,7 +44,7 @@ _FIELDS = {
              "data.max_difficulty": _I(1), "train.pack": _BOOL, "train.pack_tokens": _I(0),
              "train.own_batches": _BOOL,
              "sample.prompts_per_generation": _I(1),
-             "sample.samples_per_prompt": _I(1), "sample.equivalents": _BOOL,
+             "sample.samples_per_prompt": _I(1), "sample.equivalents": _STR,
              "filter.threshold": _R("[0, 1]"),
              "filter.keep": OneOf(filtering.KEEP), "filter.dedupe": _BOOL,
              "curriculum.gate": OneOf(curriculum.GATES), "curriculum.gate_threshold": _R("[0, 1]"),
@@ -136,9 +136,7 @@ def check(config: ml_collections.ConfigDict, mesh) -> None:
 
 def _check_task(config: ml_collections.ConfigDict) -> None:
   task = get_task(config.task)
-  if config.sample.equivalents and not task.has_equivalents:
-    raise ValueError(f"sample.equivalents needs a task with equivalent prompts (reverse_addition, "
-                     f"padded_reverse_addition, addition); task {config.task!r} has none")
+  task.parse_forms(config.sample.equivalents)
   names = scoring.parse(config.scorer)
   if ("feedback" in names) != bool(config.feedback.file):
     raise ValueError("scorer 'feedback' and feedback.file go together: name a ratings file "

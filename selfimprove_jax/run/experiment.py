@@ -55,6 +55,8 @@ def refuse_other_experiment(config: ml_collections.ConfigDict, workdir: Path) ->
   if not path.exists():
     return
   saved = _flat(files.read_json(path))
+  if isinstance(saved.get("sample.equivalents"), bool):  # before forms had names: b+a or none
+    saved["sample.equivalents"] = "swapped" if saved["sample.equivalents"] else ""
   # A field added since the run began is no difference at its default, which keeps the
   # behaviour the run had before the field existed.
   defaults = _flat(json.loads(config_files.load("default").to_json_best_effort()))
