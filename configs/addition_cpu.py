@@ -8,8 +8,8 @@ scale 2 cores train in the hour). Generation 0 trains both on ground truth at 1-
 each on batches of its own; every later generation has both answer 4,000 fresh sums one
 digit past the frontier greedily, as a+b, as b+a and as (a+c)+(b-c), keeps the answers all
 six agree on, trains both on those as half of every batch, and moves the frontier on when
-at least 40% of the sums were kept. Accuracy is member 0's, greedy on 128 sums per length (ground
-truth, measurement only). No generation starts that would end past 60 minutes.
+at least 40% of the sums were kept. Accuracy is member 0's, greedy on 128 sums per length
+(ground truth, measurement only). No generation starts that would end past 60 minutes.
 
 Its goal is 16 digits at 0.95. With b+a as the only second form: 0.95 or more through 10
 digits on seed 0 (run R) and 12 on tuning seed 2 (run J), on 1,000 fresh sums a length. With
