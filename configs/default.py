@@ -11,6 +11,7 @@ from 0.02 after generation 0 to 0.91 after generation 4 (see README).
 """
 
 import ml_collections
+from ml_collections.config_dict import placeholder
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
@@ -88,6 +89,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.train.own_batches = False
   # "continue" from the last generation's weights, or "restart" from generation 0's (ReST-EM).
   c.train.init = "continue"
+  # "fresh": every generation's AdamW starts from zero moments; "carried": it takes the
+  # moments of the state it starts from, only its learning-rate schedule starting again
+  # (Lee et al. resume their optimizer). Generation 0 always starts fresh.
+  c.train.optimizer_moments = "fresh"
   c.train.log_every = 50
   # Stop the run when this many steps in a row had a non-finite loss or gradient
   # (each one is skipped, so the weights stay the last finite ones).
@@ -106,8 +111,12 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   # Clip the global gradient norm; 0 turns clipping off.
   c.optimizer.grad_clip = 1.0
   # What generations 1 on change of `optimizer` over their own steps, e.g. warmup_steps=0
-  # or decay_fraction=0.5 (wsd); empty: the same settings.
-  c.generation_optimizer = ml_collections.ConfigDict()
+  # or decay_fraction=0.5 (wsd); a field left None takes `optimizer`'s.
+  c.generation_optimizer = ml_collections.ConfigDict(dict(
+      learning_rate=placeholder(float), schedule=placeholder(str),
+      warmup_steps=placeholder(int), decay_fraction=placeholder(float),
+      weight_decay=placeholder(float), b1=placeholder(float), b2=placeholder(float),
+      grad_clip=placeholder(float)))
 
   c.sample = ml_collections.ConfigDict()
   # Fresh problems labelled per generation, and samples drawn for each.

@@ -23,6 +23,7 @@ def run_cli(*args):
     ("--config.train.batch_size=12",
      "error: train.batch_size=12 must be a positive multiple of the device count (8)"),
     ("--config.task=sum", "error: task must be one of"),
+    ("--config.generation_optimizer.b2=1.0", "error: generation_optimizer.b2 must be in [0, 1)"),
 ])
 def test_cli_bad_config_is_one_line_before_compute(tmp_path, override, message):
   result = run_cli("--config=configs/tiny.py", f"--workdir={tmp_path}", override)

@@ -19,6 +19,7 @@ from selfimprove_jax.grading.tasks import get_task
 from selfimprove_jax.text import lm
 
 TRAIN_INIT = ("continue", "restart")
+OPTIMIZER_MOMENTS = ("fresh", "carried")
 JUDGE_LESSONS = ("near_miss", "own_answers")
 JUDGE_LATER = ("self", "frozen", "consensus")
 JUDGE_WEIGHTS = ("shared", "separate")
@@ -36,7 +37,8 @@ _FIELDS = {
          "data.train_size": _I(1), "data.mix_fraction": _R("[0, 1]"), "data.dir": _STR,
          "data_policy": OneOf(mixture_lib.POLICIES), "train.batch_size": _I(1),
          "train.steps": _I(1), "train.steps_per_generation": _I(1),
-         "train.init": OneOf(TRAIN_INIT), "train.log_every": _I(1),
+         "train.init": OneOf(TRAIN_INIT), "train.optimizer_moments": OneOf(OPTIMIZER_MOMENTS),
+         "train.log_every": _I(1),
          "train.max_nonfinite_steps": _I(1), "sample.temperature": _R("[0, inf)"),
          "sample.top_k": _I(0), "sample.top_p": _R("(0, 1]"), "sample.rows_per_call": _I(1),
          "checkpoint.every_steps": _I(0), "checkpoint.max_to_keep": _I(0)},
@@ -104,7 +106,8 @@ def _check_fields(config: ml_collections.ConfigDict) -> None:
     if unknown:
       raise ValueError(f"{section}.{unknown[0]} is not a field; {section} takes {sorted(known)}")
     checks |= {f"{section}.{name}": (meta["accepted"], meta["note"])
-               for name, meta in fields.specs(cls).items() if name in given}
+               for name, meta in fields.specs(cls).items()
+               if name in given and not (optional and given[name] is None)}  # None: unset
   for field, (accepted, note) in checks.items():
     fields.check(field, _field(config, field), accepted, note)
 
@@ -126,6 +129,12 @@ def check(config: ml_collections.ConfigDict, mesh) -> None:
   if config.train.init == "restart" and config.checkpoint.max_to_keep:
     raise ValueError("train.init='restart' reloads generation 0's checkpoint every generation; "
                      "set checkpoint.max_to_keep=0 so that it is kept")
+  later_clip = (config.get("generation_optimizer") or {}).get("grad_clip")
+  if (config.train.optimizer_moments == "carried" and later_clip is not None
+      and (later_clip > 0) != (config.optimizer.grad_clip > 0)):
+    raise ValueError("train.optimizer_moments='carried' needs generation_optimizer.grad_clip "
+                     "and optimizer.grad_clip both 0 or both positive (one optimizer's moments "
+                     "go on in the other)")
   # How the model's fields relate (each alone was checked above).
   model_lib.ModelConfig(vocab_size=tokenizer(config).vocab_size, **config.model)
   if config.model.attention == "cudnn" and mesh.devices.flat[0].platform != "gpu":

@@ -95,13 +95,15 @@ def set_aside_workdir(workdir: str | Path) -> Path | None:
 
 def optimizer_config(config, generation: int) -> train_lib.OptimizerConfig:
   """Generation 0 trains `train.steps` with `optimizer`; each later one trains
-  `train.steps_per_generation`, with `generation_optimizer`'s fields in place of those."""
+  `train.steps_per_generation`, with `generation_optimizer`'s fields that are set (not
+  None) in place of those."""
   fields = dict(config.optimizer)
   if generation == 0:
     steps = train_steps(config, 0)
   else:
     steps = config.train.steps_per_generation
-    fields.update(config.get("generation_optimizer") or {})
+    later = config.get("generation_optimizer") or {}
+    fields.update({name: value for name, value in later.items() if value is not None})
   return train_lib.OptimizerConfig(total_steps=steps, **fields)
 
 
