@@ -5,6 +5,7 @@ import shutil
 
 import jax
 import numpy as np
+import optax
 import pytest
 
 from conftest import StopRun
@@ -88,6 +89,36 @@ def test_resumed_run_matches_the_uninterrupted_one(full_run, tmp_path, stop_at, 
   jax.tree.map(np.testing.assert_array_equal, final_arrays(tmp_path), final_arrays(workdir))
   steps = [(r["generation"], r["step"]) for r in map(json.loads, (tmp_path / "train_log.jsonl").open())]
   assert len(steps) == len(set(steps))  # nothing logged twice by the interrupted attempt
+
+
+def saved_train(workdir, g, config):
+  """Generation g's saved train state, on the host."""
+  setup = loop.build(config, str(workdir))
+  state = jax.device_get(loop.restore(setup, g).train)
+  setup.close()
+  return state
+
+
+def optimizer_counts(state):
+  """(AdamW's step count, the learning-rate schedule's) in a train state."""
+  nodes = jax.tree.leaves(state.opt_state, is_leaf=lambda n: isinstance(
+      n, (optax.ScaleByAdamState, optax.ScaleByScheduleState)))
+  adam, = [n.count for n in nodes if isinstance(n, optax.ScaleByAdamState)]
+  schedule, = [n.count for n in nodes if isinstance(n, optax.ScaleByScheduleState)]
+  return int(np.max(adam)), int(np.max(schedule))
+
+
+def test_carried_moments_go_on_from_the_last_generation_and_the_schedule_restarts(full_run,
+                                                                                   tmp_path):
+  workdir, _ = full_run
+  carried = tiny(generations=1, **{"train.optimizer_moments": "carried"})
+  loop.run(carried, str(tmp_path))
+  # tiny: generation 0 trains 60 steps, each later one 20.
+  assert optimizer_counts(saved_train(workdir, 1, tiny())) == (20, 20)  # fresh: both from 0
+  assert optimizer_counts(saved_train(tmp_path, 1, carried)) == (80, 20)
+  # Generation 0 is the same either way.
+  jax.tree.map(np.testing.assert_array_equal, saved_train(tmp_path, 0, carried),
+               saved_train(workdir, 0, tiny()))
 
 
 def test_a_corrupted_latest_checkpoint_is_set_aside_and_its_generation_redone(full_run, tmp_path,

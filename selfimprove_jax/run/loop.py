@@ -167,10 +167,13 @@ def _train(setup: Setup, state: LoopState, g: int, mixture, resumed: "Resumed | 
   elif g == 0:
     train_state, start, before = state.train, 0, 0
   else:
-    params = state.train.params
+    start_from = state.train
     if cfg.train.init == "restart":  # ReST-EM: every generation starts from gen 0
-      params = setup.workdir.restore_generation(0)[0].params
-    train_state, start, before = setup.devices.train_state(params, setup.optimizer(g)), 0, 0
+      start_from = setup.workdir.restore_generation(0)[0]
+    train_state, start, before = setup.devices.train_state(start_from.params,
+                                                           setup.optimizer(g)), 0, 0
+    if cfg.train.optimizer_moments == "carried":
+      train_state = train_lib.carry_moments(train_state, start_from)
   if mixture is None or not mixture.size:
     logging.warning("generation %d: the %s policy left no data; weights unchanged", g,
                     cfg.data_policy)
