@@ -99,7 +99,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.train.max_nonfinite_steps = 20
 
   c.optimizer = ml_collections.ConfigDict()
-  # Each generation gets a fresh AdamW and schedule over its own steps.
+  # Each generation gets a schedule of its own over its steps (train.optimizer_moments
+  # says whether AdamW's moments start afresh).
   c.optimizer.learning_rate = 1e-3
   # "cosine" (warmup then cosine to 10%), "wsd" (warmup-stable-decay) or "constant".
   c.optimizer.schedule = "cosine"

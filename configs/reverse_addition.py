@@ -11,10 +11,6 @@ keeps every answer (no filter), and trains 1,000 more steps in which the newest 
 are half of every batch and ground truth and the older rounds share the rest by length.
 
 Where this config still differs, and why:
-- each round gets a fresh AdamW with its own warmup-free stable-decay schedule over
-  1,000 steps; theirs resumes the optimizer's moments and extends one schedule
-  (500 stable steps, 500 decaying). The loop starts every generation's optimizer
-  afresh, which also lets a generation be resumed on its own;
 - the learning rate decays to 0, theirs to 1% of the peak; AdamW's epsilon is optax's
   1e-8, theirs 1e-12;
 - their ground truth draws both operands' lengths uniformly from 1-16; ours draws the
@@ -70,7 +66,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.optimizer.decay_fraction = 0.2
   c.optimizer.weight_decay = 0.01
   c.optimizer.b2 = 0.98
-  # Each round: no warmup, then half stable, half decaying.
+  # Each round resumes AdamW's moments, as theirs resumes its optimizer, over a schedule
+  # of its own: no warmup, then half stable, half decaying.
+  c.train.optimizer_moments = "carried"
   c.generation_optimizer.warmup_steps = 0
   c.generation_optimizer.decay_fraction = 0.5
 
