@@ -91,6 +91,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.train.steps_per_generation = 40
   # "continue" from the last generation's weights, or "restart" from generation 0's.
   c.train.init = "continue"
+  # "fresh" AdamW moments each generation, or "carried" from the last.
+  c.train.optimizer_moments = "fresh"
   c.train.log_every = 20
   # Stop after this many non-finite (skipped) steps in a row.
   c.train.max_nonfinite_steps = 20
