@@ -115,9 +115,9 @@ def test_later_generations_take_the_generation_optimizer_fields():
 def test_any_generation_optimizer_field_can_be_set_on_a_locked_config():
   config = config_files.load("addition_cpu")
   config.lock()  # as the command line's overrides find it: no new fields
-  config.generation_optimizer.learning_rate = 2e-4
+  config.generation_optimizer.weight_decay = 0.05
   first, later = (experiment.optimizer_config(config, g) for g in (0, 1))
-  assert (first.learning_rate, later.learning_rate) == (5e-4, 2e-4)
+  assert (first.weight_decay, later.weight_decay) == (0.01, 0.05)
   assert (later.warmup_steps, later.decay_fraction) == (0, 0.5)  # the config's own settings
   assert later.b2 == first.b2  # unset (None): the optimizer's
   config.generation_optimizer.b2 = 1.0
