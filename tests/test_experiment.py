@@ -125,6 +125,20 @@ def test_any_generation_optimizer_field_can_be_set_on_a_locked_config():
     config_check._check_fields(config)
 
 
+def test_a_run_saved_before_a_generation_optimizer_field_is_compared_by_what_it_trained_with(
+    tmp_path):
+  config = config_files.load("addition_cpu")
+  saved = json.loads(config.to_json_best_effort())
+  saved["generation_optimizer"] = dict(warmup_steps=0, decay_fraction=0.5)  # no learning_rate
+  (tmp_path / "config.json").write_text(json.dumps(saved))
+  # Its generations trained at optimizer.learning_rate, 5e-4; this config's at 2e-4.
+  with pytest.raises(ValueError, match=r"holds a run with generation_optimizer.learning_rate="
+                                       r"0.0005, not 0.0002"):
+    experiment.refuse_other_experiment(config, tmp_path)
+  config.generation_optimizer.learning_rate = 5e-4
+  experiment.refuse_other_experiment(config, tmp_path)  # the same settings, spelled out
+
+
 @pytest.mark.parametrize("path", sorted(str(p) for p in config_files.CONFIG_DIR.glob("*.py")))
 def test_every_shipped_config_passes_the_checks(mesh8, path):
   config_check.check(config_files.load(path), mesh8)

@@ -49,18 +49,30 @@ def _flat(d: dict, prefix: str = "") -> dict:
   return out
 
 
+def _resolved(flat: dict) -> dict:
+  """`flat` with each unset generation_optimizer field (None, or absent from a run saved
+  before it existed) as the `optimizer` value it stands for: runs are compared by the
+  settings their generations trained with."""
+  out = dict(flat)
+  for f in dataclasses.fields(train_lib.OptimizerConfig):
+    if out.get(f"generation_optimizer.{f.name}") is None and f"optimizer.{f.name}" in out:
+      out[f"generation_optimizer.{f.name}"] = out[f"optimizer.{f.name}"]
+  return out
+
+
 def refuse_other_experiment(config: ml_collections.ConfigDict, workdir: Path) -> None:
   """A workdir holds one experiment: resuming it with other settings is refused (read only)."""
   path = workdir / "config.json"
   if not path.exists():
     return
-  saved = _flat(files.read_json(path))
+  current = _resolved(_flat(json.loads(config.to_json_best_effort())))
+  saved = _resolved(_flat(files.read_json(path)))
   if isinstance(saved.get("sample.equivalents"), bool):  # before forms had names: b+a or none
     saved["sample.equivalents"] = "swapped" if saved["sample.equivalents"] else ""
   # A field added since the run began is no difference at its default, which keeps the
   # behaviour the run had before the field existed.
   defaults = _flat(json.loads(config_files.load("default").to_json_best_effort()))
-  for field, value in _flat(json.loads(config.to_json_best_effort())).items():
+  for field, value in current.items():
     if field not in saved and field in defaults and value == defaults[field]:
       continue
     if field not in _RESUMABLE_CHANGES and saved.get(field) != value:
