@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -79,3 +80,12 @@ def test_the_cpu_becomes_one_device_per_core_unless_the_user_chose():
   chosen, _, devices = _cpu_devices_in_a_fresh_process(
       {"XLA_FLAGS": "--xla_force_host_platform_device_count=5"}, 2)
   assert (chosen, devices) == (None, 5)
+
+
+def test_replicate_copies_so_a_donating_step_leaves_the_callers_arrays(mesh8):
+  params = {"w": jnp.ones((16, 16)), "b": np.zeros(16, np.float32)}
+  placed = sharding.replicate(params, mesh8)
+  step = jax.jit(lambda t: jax.tree.map(lambda a: a + 1, t), donate_argnums=0)
+  step(placed)
+  assert not params["w"].is_deleted()
+  np.testing.assert_array_equal(np.asarray(params["w"]), 1.0)
