@@ -102,6 +102,11 @@ def interleaved_medians(contestants: dict) -> dict[str, float]:
   return {name: statistics.median(t) for name, t in times.items()}
 
 
+def isolated(factories: dict) -> bool:
+  """Whether fair_medians times these contestants each in its own process."""
+  return FLAGS.isolate and len(factories) > 1
+
+
 def fair_medians(command: str, factories: dict, batch: int) -> dict[str, float]:
   """Median seconds of each contestant, from factories name -> (() -> function to time).
 
@@ -112,7 +117,7 @@ def fair_medians(command: str, factories: dict, batch: int) -> dict[str, float]:
     seconds = interleaved_medians({FLAGS.contestant: factories[FLAGS.contestant]()})
     print(json.dumps({"contestant": FLAGS.contestant, "seconds": seconds[FLAGS.contestant]}))
     sys.exit(0)
-  if not FLAGS.isolate or len(factories) == 1:
+  if not isolated(factories):
     return interleaved_medians({name: make() for name, make in factories.items()})
   passed = [f.serialize() for f in FLAGS.get_flags_for_module(sys.modules[__name__])
             if f.present and f.name not in ("batch", "contestant", "rounds")]
@@ -201,7 +206,7 @@ def bench_sample():
     seconds = fair_medians("sample", factories, batch)
     tokens = batch * FLAGS.new_tokens
     result = dict(bench="sample", batch=batch, prompt_len=FLAGS.prompt_len,
-                  new_tokens=FLAGS.new_tokens, isolated=FLAGS.isolate)
+                  new_tokens=FLAGS.new_tokens, isolated=isolated(factories))
     for name, s in seconds.items():
       result[f"{name}_tokens_per_s"] = round(tokens / s, 1)
       if name != "cached":
@@ -287,7 +292,7 @@ def bench_train():
     tokens_per_s = FLAGS.ensemble * batch * FLAGS.seq_len / seconds["ours"]
     flops = tokens_per_s * train_flops_per_token(cfg, FLAGS.seq_len)
     result = dict(bench="train", batch=batch, seq_len=FLAGS.seq_len, models=FLAGS.ensemble,
-                  isolated=FLAGS.isolate,
+                  isolated=isolated(factories),
                   step_ms=round(seconds["ours"] * 1e3, 1), tokens_per_s=round(tokens_per_s, 1),
                   model_tflops=round(flops / 1e12, 4), peak_tflops=round(peak / 1e12, 4),
                   peak=peak_source, mfu=round(flops / peak, 3))
