@@ -14,7 +14,8 @@ at least 40% of the sums were kept. Accuracy is member 0's, greedy on 128 sums p
 Its goal is 16 digits at 0.95, its aim 20. At the hour's end, on 1,000 fresh sums a length
 (docs/addition.md, runs L0, L3 and L2, 2-core VMs): 0.95 or more through 20 digits on seed 0
 (16 at 0.991 by minute 45), through 23 on seed 3 (16 at 1.000 by minute 40) and through 18
-on tuning seed 2 (16 at 1.000 by minute 52), from a generation 0 at 0.00 past 8 digits. The settings below were chosen on seeds 1 and 2.
+on tuning seed 2 (16 at 1.000 by minute 52), from a generation 0 at 0.00 past 8 digits.
+The settings below were chosen on seeds 1 and 2.
 """
 
 from pathlib import Path
