@@ -93,12 +93,12 @@ def replicate(tree, mesh):
   """Places a pytree (parameters, optimizer state) in full on every device.
 
   Always a copy: steps donate their state, and donating an alias of the
-  caller's arrays would delete them under the caller. `may_alias=False` alone is not
-  enough: placing one device's array on several, JAX 0.10 reuses its buffer as the
-  first device's copy, so device arrays are copied first.
+  caller's arrays would delete them under the caller. Device arrays are copied before
+  they are placed: `device_put(..., may_alias=False)` is not enough, since JAX 0.10,
+  placing one device's array on several, reuses its buffer as the first device's copy.
   """
   tree = jax.tree.map(lambda a: a.copy() if isinstance(a, jax.Array) else a, tree)
-  return jax.device_put(tree, NamedSharding(mesh, P()), may_alias=False)
+  return jax.device_put(tree, NamedSharding(mesh, P()))
 
 
 def shard_batch(tree, mesh):
