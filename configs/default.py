@@ -166,8 +166,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   # the lessons alone, saved with each generation (the models never see a lesson).
   c.judge.weights = "shared"
   # Later generations' lessons: "self" (its own verdicts), "frozen" (generation 0's
-  # replayed, nothing new) or "consensus" (generation 0's replayed, plus answers the
-  # vote settled: unanimous ones "y", outvoted ones "n"). None reads ground truth.
+  # replayed, nothing new), "consensus" (generation 0's replayed, plus answers the
+  # vote settled: unanimous ones "y", outvoted ones "n") or "settled" (a separate judge
+  # taught the vote's own labels "y" and what they outvoted "n" before it judges the
+  # same generation's answers). None reads ground truth.
   c.judge.later = "self"
   # How its verdict combines with the other stages: "product" (one more factor, one
   # threshold), "gate" (each grader against its own bar, both must pass) or "either"

@@ -348,3 +348,85 @@ def test_a_separate_judge_is_a_copy_trained_on_lessons_the_models_never_see(tmp_
                                                     jax.tree.leaves(jax.device_get(b))))
   finally:
     setup.close()
+
+
+def test_settled_lessons_are_the_votes_labels_and_what_they_outvoted_never_the_truth():
+  from selfimprove_jax.grading.scoring import Candidates
+  from selfimprove_jax.grading.tasks import Problem
+  prompts = ["abc>", "xyz>", "pq>"]
+  completions = [["cba", "cba", "cab", "cba"], ["zyx", "zxy", "zzz", "cut"], ["qp", "pq", "qp", "pp"]]
+  finished = np.array([[1, 1, 1, 1], [1, 1, 1, 0], [1, 1, 1, 1]], bool)
+  cands = Candidates(prompts=prompts, completions=completions, finished=finished,
+                     mean_logprob=np.zeros((3, 4)))
+  settled = np.zeros((3, 4), bool)
+  settled[0, 1] = settled[1, 0] = True  # "pq>" settled nothing
+  problems = [Problem(p, "?", 3) for p in prompts]  # answers never read: none is right here
+  lessons = judge.settled_examples(TASK, problems, cands, settled, np.random.default_rng(0), 2)
+  pairs = lambda origin: sorted((x["about"], x["proposed"]) for x in lessons
+                                if x["origin"] == origin)
+  assert pairs("settled") == [("abc>", "cba"), ("xyz>", "zyx")]
+  # Each other finished answer at a settled prompt once; the cut-off one is no answer.
+  outvoted = pairs("outvoted")
+  assert len(outvoted) == 2 and set(outvoted) <= {("abc>", "cab"), ("xyz>", "zxy"), ("xyz>", "zzz")}
+  assert [x["completion"] for x in lessons].count("y") == 2
+  assert all(x["generation"] == 2 and x["difficulty"] == 3 and x["kept"] for x in lessons)
+  truth = [Problem(p, TASK.parse(p).answer, 3) for p in prompts]
+  assert judge.settled_examples(TASK, truth, cands, settled, np.random.default_rng(0), 2) == lessons
+  none = judge.settled_examples(TASK, problems, cands, np.zeros((3, 4), bool),
+                                np.random.default_rng(0), 2)
+  assert none == []
+
+
+def test_a_settled_judge_is_taught_the_generations_vote_before_it_judges_it(tmp_path):
+  import json
+
+  from selfimprove_jax.run import loop
+  from test_loop import tiny
+  config = tiny(scorer="length,majority_vote,self_judge", generations=1,
+                **{"judge.lessons": "own_answers", "judge.problems": 64, "judge.samples": 2,
+                   "judge.steps": 10, "judge.combine": "gate", "judge.precision": 0.5,
+                   "judge.later": "settled", "judge.weights": "separate",
+                   "filter.threshold": 0.125})
+  loop.run(config, str(tmp_path))
+  read = lambda name: [json.loads(x) for x in (tmp_path / name).open()]
+  examples, later = read("generations/001/examples.jsonl"), read("generations/001/judge.jsonl")
+  # "y": each prompt's plausible answer that one of the 8 samples gave (the first
+  # sampled of equal ones), the vote's label on its own.
+  settled = sorted((x["about"], x["proposed"]) for x in later if x["origin"] == "settled")
+  top = {}
+  for r in examples:
+    lo, hi = TASK_RA.answer_lengths(r["prompt"])
+    if (r["finished"] and lo <= len(r["completion"]) <= hi
+        and r["votes"] > top.get(r["prompt"], (0, ""))[0]):
+      top[r["prompt"]] = (r["votes"], r["completion"])
+  assert settled and settled == sorted((p, c) for p, (v, c) in top.items() if v >= 1)
+  assert {x["origin"] for x in later} <= {"settled", "outvoted", "near_miss"}
+  # Trained once in generation 1 (by the labelling), and its verdicts are in the examples.
+  assert [(r["generation"], r["step"]) for r in read("judge_log.jsonl")] == [(0, 10), (1, 10)]
+  setup = loop.build(config, str(tmp_path))
+  try:
+    zero, one = loop.restore(setup, 0), loop.restore(setup, 1)
+    rows = [r for r in examples if r["finished"]][:16]
+    saved = judge.p_yes(setup.devices, one.judge.params, [r["prompt"] for r in rows],
+                        [r["completion"] for r in rows])
+    np.testing.assert_allclose(saved, [r["judge"] for r in rows], atol=2e-6)
+    before = judge.p_yes(setup.devices, zero.judge.params, [r["prompt"] for r in rows],
+                         [r["completion"] for r in rows])
+    assert np.abs(before - saved).max() > 1e-3
+    # A resumed generation, whose labelling ran before, trains the same judge from its lessons.
+    again = loop._train_judge(setup, zero, 1, one.train, None, loop.Stopwatch(), {})
+    assert all(np.array_equal(a, b) for a, b in zip(
+        jax.tree.leaves(jax.device_get(again.params)), jax.tree.leaves(jax.device_get(one.judge.params))))
+  finally:
+    setup.close()
+
+
+@pytest.mark.parametrize("overrides", [{"judge.weights": "shared"},
+                                       {"scorer": "length,self_judge"}])
+def test_settled_needs_a_separate_judge_and_another_grader(tmp_path, overrides):
+  from selfimprove_jax.run import loop
+  from test_loop import tiny
+  config = tiny(**{"scorer": "length,majority_vote,self_judge", "judge.later": "settled",
+                   "judge.weights": "separate", **overrides})
+  with pytest.raises(ValueError, match="judge.later='settled'"):
+    loop.run(config, str(tmp_path))

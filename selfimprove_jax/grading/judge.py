@@ -28,7 +28,15 @@ Where later generations' lessons come from (`judge.later`), never ground truth:
   frozen        none: generation 0's lessons are replayed, nothing else
   consensus     generation 0's lessons replayed, plus the answers another
                 grader settled: "y" for answers every sample of every member
-                gave, "n" for the answers that lost a majority vote
+                gave, "n" for the answers that lost a majority vote; they teach
+                the judge after the generation, for the next one's answers
+  settled       the same, settled before the judge speaks: "y" for the labels
+                the other stages keep on their own (the vote at
+                filter.threshold), "n" for the answers those outvoted; the
+                judge trains on them first (with generation 0's replayed), then
+                judges the same generation's answers, whose length it has now
+                seen, where the first three judge answers one length past
+                their lessons
 
 How the judge's verdict combines with the other stages (`judge.combine`):
   product       a stage like the others: the scores multiply, one threshold
@@ -162,6 +170,24 @@ def consensus_examples(task: Task, rows: list[dict], samples: int, rng: np.rando
     if 2 * top > samples:
       no += [r for r in answers if r["votes"] < top]
   return _verdict_lessons(task, yes, no, ("unanimous", "outvoted"), rng, generation)
+
+
+def settled_examples(task: Task, problems, cands: scoring.Candidates, settled: np.ndarray,
+                     rng: np.random.Generator, generation: int) -> list[dict]:
+  """Generation g's judge lessons settled by the other graders before the judge: "y" for
+  each prompt's answer that `settled` [N, K] keeps, "n" for the other distinct answers
+  given at that prompt (the ones it outvoted), balanced as `consensus_examples`'. Reads
+  the problems' difficulties, never their answers."""
+  valid = cands.initially_valid()
+  yes, no = [], []
+  for i in np.nonzero(settled.any(axis=1))[0]:
+    prompt, row = cands.prompts[i], cands.completions[i]
+    top = row[int(np.argmax(settled[i]))]
+    difficulty = problems[i].difficulty
+    yes.append(dict(prompt=prompt, completion=top, difficulty=difficulty))
+    others = dict.fromkeys(c for c, ok in zip(row, valid[i]) if ok and c != top)
+    no += [dict(prompt=prompt, completion=c, difficulty=difficulty) for c in others]
+  return _verdict_lessons(task, yes, no, ("settled", "outvoted"), rng, generation)
 
 
 def _verdict_lessons(task: Task, yes: list[dict], no: list[dict], origins: tuple[str, str],

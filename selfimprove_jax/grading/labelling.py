@@ -20,7 +20,7 @@ from selfimprove_jax.base import files, preemption, progress
 from selfimprove_jax.base.modes import Labels
 from selfimprove_jax.core import data, sampling
 from selfimprove_jax.core import mixture as mixture_lib
-from selfimprove_jax.core.mixture import Source
+from selfimprove_jax.core.mixture import Example, Source
 from selfimprove_jax.core.train import member
 from selfimprove_jax.grading import evaluate, filtering, judge, report, scoring
 from selfimprove_jax.grading import ratings as ratings_lib
@@ -82,10 +82,15 @@ class TaskMode:
       return self._first_lessons(setup)
     # The newest generation's lessons: its own verdicts (self), or what the vote settled.
     relative = str(Path(label_files[-1]).with_name("judge.jsonl"))
-    newest = Source.from_list(relative, setup.workdir.read_labels(relative))
+    newest = setup.workdir.read_labels(relative)
     if cfg.later == "self":
-      return newest
-    return mixture_lib.concat("judge", [self._first_lessons(setup), newest])
+      return Source.from_list(relative, newest)
+    return self.replayed_with(setup, newest)
+
+  def replayed_with(self, setup, newest: list[Example]) -> Source:
+    """Generation 0's judge lessons replayed, then `newest` (a generation's settled ones)."""
+    return mixture_lib.concat("judge", [self._first_lessons(setup),
+                                        Source.from_list("judge_newest", newest)])
 
   def _first_lessons(self, setup) -> Source:
     """Generation 0's judge lessons, replayed."""
@@ -214,16 +219,24 @@ class TaskMode:
                 rows_per_call)) for e in members]
 
   def label(self, setup, params, curriculum: Curriculum, g: int, key, rng,
-            judge_params=None) -> Labels:
+            judge_params=None, refit_judge=None) -> Labels:
     """Sample -> score -> filter: generation g's examples-file rows, and the judge's
-    lessons (None without the self-judge); `judge_params` the separate judge's weights."""
+    lessons (None without the self-judge); `judge_params` the separate judge's weights.
+    With judge.later="settled", `refit_judge(lessons)` trains the judge on the lessons
+    the other stages settled and returns its new weights, which then judge."""
     cfg = setup.config
     judge_params = params if judge_params is None else judge_params
     seconds, tic = {}, time.perf_counter()
     problems, cands, stats = self.sample(setup, params, curriculum, g, key, rng)
     seconds["sample"] = time.perf_counter() - tic
     tic = time.perf_counter()
-    p_yes, threshold = None, cfg.filter.threshold
+    p_yes, threshold, lessons = None, cfg.filter.threshold, None
+    if self.judging and cfg.judge.later == "settled":
+      settled = filtering.select(self._other_scores(setup, problems, cands), threshold, "best")
+      lessons = judge.settled_examples(self.task, problems, cands, settled, rng, g)
+      seconds["score"] = time.perf_counter() - tic
+      judge_params = refit_judge(lessons)
+      tic = time.perf_counter()
     if self.judging:
       p_yes = judge.verdicts(setup.devices, judge_params, cands)
       bar, judge_stats = self.judge_threshold(setup, judge_params)
@@ -234,9 +247,7 @@ class TaskMode:
     if self.judging and cfg.judge.combine != "product":
       # Each grader against its own bar: the other stages' against filter.threshold,
       # the judge's against its calibrated one; kept from 1 on.
-      others = [n for n in scoring.parse(cfg.scorer) if n != "self_judge"]
-      rest = (scoring.make_scorer(",".join(others), self.task, problems)(cands) if others
-              else cands.initially_valid().astype(float))
+      rest = self._other_scores(setup, problems, cands)
       scores, threshold = judge.combine(cfg.judge.combine, rest, cfg.filter.threshold, p_yes,
                                         bar), 1.0
       stats["judge_threshold"] = bar
@@ -251,7 +262,7 @@ class TaskMode:
       scores, source = ratings_lib.blend(scores, valid, rating, rated, cfg.feedback.weight,
                                          has_self)
       stats["feedback_rated"] = int((rated & valid).sum())
-    seconds["score"] = time.perf_counter() - tic
+    seconds["score"] = seconds.get("score", 0.0) + time.perf_counter() - tic
     tic = time.perf_counter()
     judge_bar = None  # the judge's precision is measured at the one threshold (filter's default)
     if self.judging and cfg.judge.combine != "product":  # or at its own bar (inf: none reached)
@@ -262,13 +273,12 @@ class TaskMode:
     if self.ratings:
       filter_stats["kept_by_source"] = {s: sum(r["kept"] and r["score_source"] == s for r in rows)
                                         for s in ("self", "feedback", "blend")}
-    lessons = None
     if self.judging:
       if cfg.judge.later == "self":
         lessons = judge.self_examples(self.task, rows, threshold, rng, g)
       elif cfg.judge.later == "consensus":
         lessons = judge.consensus_examples(self.task, rows, cands.shape[1], rng, g)
-      else:  # frozen: no lessons after generation 0
+      elif cfg.judge.later == "frozen":  # no lessons after generation 0
         lessons = []
       by_prompt = {p.prompt: p for p in problems}
       for lesson in lessons:  # measurement only: is the lesson's verdict true?
@@ -278,6 +288,12 @@ class TaskMode:
       stats["judge_lesson_precision"] = (float(np.mean([x["correct"] for x in lessons]))
                                          if lessons else None)
     return Labels(rows=rows, lessons=lessons, stats=stats | filter_stats, seconds=seconds)
+
+  def _other_scores(self, setup, problems, cands: scoring.Candidates) -> np.ndarray:
+    """[N, K] the scorer's stages other than the self-judge (every valid answer 1 if none)."""
+    others = [n for n in scoring.parse(setup.config.scorer) if n != "self_judge"]
+    return (scoring.make_scorer(",".join(others), self.task, problems)(cands) if others
+            else cands.initially_valid().astype(float))
 
   def forms(self, setup, problem) -> list[str]:
     """The prompts a problem is asked as: itself, then in each of its task's equivalent

@@ -21,7 +21,7 @@ from selfimprove_jax.text import lm
 TRAIN_INIT = ("continue", "restart")
 OPTIMIZER_MOMENTS = ("fresh", "carried")
 JUDGE_LESSONS = ("near_miss", "own_answers")
-JUDGE_LATER = ("self", "frozen", "consensus")
+JUDGE_LATER = ("self", "frozen", "consensus", "settled")
 JUDGE_WEIGHTS = ("shared", "separate")
 MODES = ("task", "lm")
 
@@ -150,6 +150,12 @@ def _check_task(config: ml_collections.ConfigDict) -> None:
   if ("feedback" in names) != bool(config.feedback.file):
     raise ValueError("scorer 'feedback' and feedback.file go together: name a ratings file "
                      "with --config.feedback.file=PATH and add 'feedback' to the scorer, or neither")
+  if "self_judge" in names and config.judge.later == "settled" and (
+      config.judge.weights != "separate"
+      or not set(names) - {"length", "self_judge", "feedback"}):
+    raise ValueError("judge.later='settled' trains a judge of its own on what the other "
+                     "graders settle first: set judge.weights='separate' and a scorer with "
+                     "a grader besides length and self_judge (e.g. length,majority_vote,self_judge)")
   if config.judge.precision and config.judge.lessons != "own_answers":
     raise ValueError("judge.precision sets the judge's threshold on held-out answers of its "
                      "own: set judge.lessons='own_answers' as well, or judge.precision=0")

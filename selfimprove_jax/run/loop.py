@@ -36,7 +36,7 @@ from selfimprove_jax.base.errors import UserError, first_line
 from selfimprove_jax.core import sharding
 from selfimprove_jax.core import mixture as mixture_lib
 from selfimprove_jax.core import train as train_lib
-from selfimprove_jax.core.mixture import Mixture, Source
+from selfimprove_jax.core.mixture import Example, Mixture, Source
 from selfimprove_jax.grading.curriculum import Curriculum
 from selfimprove_jax.run.experiment import Setup, build, judge_optimizer, train_steps
 from selfimprove_jax.run.training import Progress, train_stage
@@ -109,13 +109,15 @@ def generation_step(setup: Setup, state: LoopState) -> tuple[LoopState, dict]:
   key, clock = jax.random.fold_in(setup.root_key, g), Stopwatch()
   resumed = _resume_point(setup, g)
   stats, label_files = {}, state.label_files
+  refit = None  # judge.later="settled": the judge its labelling trained
   if g > 0:
-    stats = _labels(setup, state, g, key, resumed, clock)
+    stats, refit = _labels(setup, state, g, key, resumed, clock)
     label_files += (str(examples_file(g)),)
   with clock("data"):
     mixture = data_stage(setup, dataclasses.replace(state, label_files=label_files))
   train_state, tokens, judge_stats = _train(setup, state, g, mixture, resumed, key, clock)
-  judge_state = _train_judge(setup, state, g, train_state, key, clock, judge_stats)
+  judge_state = refit if refit is not None else _train_judge(setup, state, g, train_state, key,
+                                                             clock, judge_stats)
   stats = stats | judge_stats
   judging = {} if judge_state is None else dict(judge_params=judge_state.params)
   with clock("evaluate"):
@@ -138,20 +140,31 @@ def generation_step(setup: Setup, state: LoopState) -> tuple[LoopState, dict]:
   return new_state, metrics
 
 
-def _labels(setup: Setup, state: LoopState, g: int, key, resumed, clock: Stopwatch) -> dict:
-  """Generation g's labelling stats: its labels made and written now, or, when its
-  training is being resumed, the ones written before it started."""
+def _labels(setup: Setup, state: LoopState, g: int, key, resumed, clock: Stopwatch):
+  """(generation g's labelling stats, the judge it trained or None): its labels made and
+  written now, or, when its training is being resumed, the stats written before it
+  started (a judge trained then is trained again from its lessons, by _train_judge)."""
   if resumed is not None:
     stats, seconds = setup.workdir.label_stats(g)
     clock.seconds.update(seconds)
-    return stats
+    return stats, None
   rng = np.random.default_rng([setup.config.seed, g, SAMPLE])
-  judging = dict(judge_params=state.judge.params) if state.judge is not None else {}
+  judging, refit = {}, {}
+  if state.judge is not None:
+    judging = dict(judge_params=state.judge.params)
+  if state.judge is not None and setup.config.judge.later == "settled":
+    def refit_judge(lessons: list[dict]):
+      newest = [Example(r["prompt"], r["completion"], r["difficulty"], r["generation"])
+                for r in lessons]  # as read back from the judge.jsonl they are written to
+      refit["judge"] = _fit_judge(setup, g, state.judge.params,
+                                  setup.mode.replayed_with(setup, newest), clock)
+      return refit["judge"].params
+    judging["refit_judge"] = refit_judge
   labels = setup.mode.label(setup, state.train.params, state.curriculum, g,
                             jax.random.fold_in(key, SAMPLE), rng, **judging)
   clock.seconds.update(labels.seconds)
   setup.workdir.write_labels(g, labels)
-  return labels.stats
+  return labels.stats, refit.get("judge")
 
 
 def _train(setup: Setup, state: LoopState, g: int, mixture, resumed: "Resumed | None", key,
@@ -203,8 +216,10 @@ def _train_judge(setup: Setup, state: LoopState, g: int, train_state, key, clock
                  stats: dict):
   """The separate judge after generation g (None without one): in generation 0 a copy of
   the trained models, taught their own answers; later trained on the generation's
-  lessons from the judge it was, or left as it was (judge.later="frozen"). It trains
-  from its start whenever a generation is redone, and is saved with the generation."""
+  lessons from the judge it was, or left as it was (judge.later="frozen"); with
+  "settled", trained so by the labelling stage already, unless that ran in an earlier
+  attempt at the generation. It trains from its start whenever a generation is redone,
+  and is saved with the generation."""
   if not setup.separate_judge:
     return None
   cfg = setup.config
@@ -220,17 +235,23 @@ def _train_judge(setup: Setup, state: LoopState, g: int, train_state, key, clock
   else:
     lessons, params = setup.mode.lessons(setup, state.label_files + (str(examples_file(g)),)), (
         state.judge.params)
+  return _fit_judge(setup, g, params, lessons, clock)
+
+
+def _fit_judge(setup: Setup, g: int, params, lessons, clock: Stopwatch):
+  """The separate judge trained judge.steps from `params` on `lessons` (a Source)."""
   if sharding.is_writer():
     files.trim_jsonl(setup.workdir.path / "judge_log.jsonl", lambda r: r["generation"] < g,
                      fields=dict(generation=int))
-  judge_state = setup.devices.train_state(params, judge_optimizer(cfg))
+  judge_state = setup.devices.train_state(params, judge_optimizer(setup.config))
   if not lessons.size:
     logging.warning("generation %d: no lessons for the judge; its weights stay as they were", g)
     return judge_state
   with clock("judge"):
     judge_state, _ = train_stage(setup, g, judge_state, Mixture((lessons,), (1.0,)),
-                                 steps=cfg.judge.steps, start=0, step_fn=setup.judge_step(),
-                                 after_step=lambda *_: None, stage=JUDGE, what="judge")
+                                 steps=setup.config.judge.steps, start=0,
+                                 step_fn=setup.judge_step(), after_step=lambda *_: None,
+                                 stage=JUDGE, what="judge")
   return judge_state
 
 
