@@ -172,9 +172,12 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   # same generation's answers). None reads ground truth.
   c.judge.later = "self"
   # How its verdict combines with the other stages: "product" (one more factor, one
-  # threshold), "gate" (each grader against its own bar, both must pass) or "either"
-  # (either passing keeps an answer the other stages did not veto).
+  # threshold), "gate" (each grader against its own bar, both must pass), "either"
+  # (either passing keeps an answer the other stages did not veto) or "weighted" (the
+  # two measured against their bars, their geometric mean with the judge's share
+  # judge.weight must pass).
   c.judge.combine = "product"
+  c.judge.weight = 0.5
   # gate and either with own_answers: the judge's bar is the lowest threshold at which
   # its verdicts on the held-out lessons are this precise (0: the bar is 0.5).
   c.judge.precision = 0.0

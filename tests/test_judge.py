@@ -254,6 +254,22 @@ def test_combine_measures_each_grader_against_its_own_bar():
     judge.combine("product", others, 0.5, p_yes, 0.9)
 
 
+def test_weighted_evidence_lets_a_sure_judge_make_up_for_a_vote_a_little_short():
+  others = np.array([[0.4, 0.4, 0.1, 0.0, 0.75]])  # vote shares against a bar of 0.5
+  p_yes = np.array([[0.9, 0.5, 0.99, 0.99, 0.4]])  # against a bar of 0.6
+  got = judge.combine("weighted", others, 0.5, p_yes, 0.6)
+  # sqrt(0.8 * 1.5), sqrt(0.8 * 0.833), sqrt(0.2 * 1.65), vetoed, sqrt(1.5 * 0.667)
+  np.testing.assert_allclose(got, [[1.2 ** 0.5, (0.8 * 0.5 / 0.6) ** 0.5, 0.33 ** 0.5, 0.0, 1.0]])
+  assert (got >= 1 - 1e-12).tolist() == [[True, False, False, False, True]]
+  # The judge's share decides how far it can carry the vote: none, or all of it.
+  np.testing.assert_allclose(judge.combine("weighted", others, 0.5, p_yes, 0.6, weight=0.0),
+                             others / 0.5)
+  np.testing.assert_allclose(judge.combine("weighted", others, 0.5, p_yes, 0.6, weight=1.0),
+                             np.where(others > 0, p_yes / 0.6, 0.0))
+  # No calibrated bar: the judge's evidence is nothing, and nothing passes.
+  assert not judge.combine("weighted", others, 0.5, p_yes, None).any()
+
+
 def test_a_short_run_judges_with_lessons_from_its_own_answers(tmp_path):
   import json
 

@@ -249,7 +249,7 @@ class TaskMode:
       # the judge's against its calibrated one; kept from 1 on.
       rest = self._other_scores(setup, problems, cands)
       scores, threshold = judge.combine(cfg.judge.combine, rest, cfg.filter.threshold, p_yes,
-                                        bar), 1.0
+                                        bar, cfg.judge.weight), 1.0
       stats["judge_threshold"] = bar
     else:
       # Only `verifier` receives the problems: make_scorer hands them to nobody else.
