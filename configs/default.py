@@ -161,6 +161,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.judge.temperature = 1.0
   c.judge.holdout = 0.25
   c.judge.steps = 200
+  # A separate judge's steps in each later generation (0: judge.steps), as it learns
+  # that generation's lessons from where the last left it.
+  c.judge.later_steps = 0
   # "shared": the models judge, learning it as judge.fraction of their batches; "separate":
   # a copy of generation 0's trained models judges, trained judge.steps a generation on
   # the lessons alone, saved with each generation (the models never see a lesson).

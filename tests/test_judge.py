@@ -402,7 +402,7 @@ def test_a_settled_judge_is_taught_the_generations_vote_before_it_judges_it(tmp_
                 **{"judge.lessons": "own_answers", "judge.problems": 64, "judge.samples": 2,
                    "judge.steps": 10, "judge.combine": "gate", "judge.precision": 0.5,
                    "judge.later": "settled", "judge.weights": "separate",
-                   "filter.threshold": 0.125})
+                   "judge.later_steps": 5, "filter.threshold": 0.125})
   loop.run(config, str(tmp_path))
   read = lambda name: [json.loads(x) for x in (tmp_path / name).open()]
   examples, later = read("generations/001/examples.jsonl"), read("generations/001/judge.jsonl")
@@ -417,8 +417,9 @@ def test_a_settled_judge_is_taught_the_generations_vote_before_it_judges_it(tmp_
       top[r["prompt"]] = (r["votes"], r["completion"])
   assert settled and settled == sorted((p, c) for p, (v, c) in top.items() if v >= 1)
   assert {x["origin"] for x in later} <= {"settled", "outvoted", "near_miss"}
-  # Trained once in generation 1 (by the labelling), and its verdicts are in the examples.
-  assert [(r["generation"], r["step"]) for r in read("judge_log.jsonl")] == [(0, 10), (1, 10)]
+  # Trained once in generation 1, its later_steps (by the labelling), and its verdicts
+  # are the examples'.
+  assert [(r["generation"], r["step"]) for r in read("judge_log.jsonl")] == [(0, 10), (1, 5)]
   setup = loop.build(config, str(tmp_path))
   try:
     zero, one = loop.restore(setup, 0), loop.restore(setup, 1)

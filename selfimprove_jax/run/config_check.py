@@ -56,7 +56,7 @@ _FIELDS = {
              "judge.samples": _I(1), "judge.temperature": _R("(0, inf)"),
              "judge.holdout": _R("(0, 1)"), "judge.steps": _I(1),
              "judge.later": OneOf(JUDGE_LATER), "judge.combine": OneOf(judge.COMBINE),
-             "judge.weight": _R("[0, 1]"),
+             "judge.weight": _R("[0, 1]"), "judge.later_steps": _I(0),
              "judge.precision": _R("[0, 1)"), "judge.weights": OneOf(JUDGE_WEIGHTS),
              "feedback.file": _STR, "feedback.weight": _R("[0, 1]"),
              "noise.generation": _I(0), "noise.fraction": _R("[0, 1]")},

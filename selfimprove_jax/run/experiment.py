@@ -139,11 +139,19 @@ def separate_judge(config) -> bool:
   return judging(config) and config.judge.weights == "separate"
 
 
-def judge_optimizer(config):
-  """The separate judge's optimizer over its judge.steps each generation: the later
+def judge_steps(config, generation: int) -> int:
+  """The separate judge's steps in a generation: judge.steps in generation 0, and
+  judge.later_steps (0: judge.steps again) in each later one."""
+  return config.judge.steps if generation == 0 else (config.judge.later_steps
+                                                      or config.judge.steps)
+
+
+def judge_optimizer(config, generation: int):
+  """The separate judge's optimizer over its steps in a generation: the later
   generations' settings (`generation_optimizer`), as it fine-tunes a trained model."""
   later = optimizer_config(config, 1)
-  return train_lib.make_optimizer(dataclasses.replace(later, total_steps=config.judge.steps))
+  return train_lib.make_optimizer(dataclasses.replace(
+      later, total_steps=judge_steps(config, generation)))
 
 
 def optimizer(config, generation: int):
@@ -178,9 +186,12 @@ class Setup:
   def separate_judge(self) -> bool:
     return separate_judge(self.config)
 
-  def judge_step(self):
-    """The separate judge's train step (its own optimizer, the models' program)."""
-    return self.devices.train_step("judge", judge_optimizer(self.config), self.own_batches)
+  def judge_step(self, generation: int):
+    """The separate judge's train step in a generation (its own optimizer, the models'
+    program)."""
+    steps = judge_steps(self.config, generation)
+    return self.devices.train_step(f"judge{steps}", judge_optimizer(self.config, generation),
+                                   self.own_batches)
 
   @property
   def own_batches(self) -> bool:

@@ -38,7 +38,8 @@ from selfimprove_jax.core import mixture as mixture_lib
 from selfimprove_jax.core import train as train_lib
 from selfimprove_jax.core.mixture import Example, Mixture, Source
 from selfimprove_jax.grading.curriculum import Curriculum
-from selfimprove_jax.run.experiment import Setup, build, judge_optimizer, train_steps
+from selfimprove_jax.run.experiment import (Setup, build, judge_optimizer, judge_steps,
+                                            train_steps)
 from selfimprove_jax.run.training import Progress, train_stage
 from selfimprove_jax.run.workdir import examples_file
 
@@ -239,18 +240,19 @@ def _train_judge(setup: Setup, state: LoopState, g: int, train_state, key, clock
 
 
 def _fit_judge(setup: Setup, g: int, params, lessons, clock: Stopwatch):
-  """The separate judge trained judge.steps from `params` on `lessons` (a Source)."""
+  """The separate judge trained its steps of generation g (experiment.judge_steps) from
+  `params` on `lessons` (a Source)."""
   if sharding.is_writer():
     files.trim_jsonl(setup.workdir.path / "judge_log.jsonl", lambda r: r["generation"] < g,
                      fields=dict(generation=int))
-  judge_state = setup.devices.train_state(params, judge_optimizer(setup.config))
+  judge_state = setup.devices.train_state(params, judge_optimizer(setup.config, g))
   if not lessons.size:
     logging.warning("generation %d: no lessons for the judge; its weights stay as they were", g)
     return judge_state
   with clock("judge"):
     judge_state, _ = train_stage(setup, g, judge_state, Mixture((lessons,), (1.0,)),
-                                 steps=setup.config.judge.steps, start=0,
-                                 step_fn=setup.judge_step(), after_step=lambda *_: None,
+                                 steps=judge_steps(setup.config, g), start=0,
+                                 step_fn=setup.judge_step(g), after_step=lambda *_: None,
                                  stage=JUDGE, what="judge")
   return judge_state
 
