@@ -10,7 +10,7 @@ import pytest
 
 from selfimprove_jax.core import sampling
 from selfimprove_jax.core.tokenizer import CharTokenizer
-from selfimprove_jax.grading import labelling, scoring
+from selfimprove_jax.grading import label_truth, labelling, scoring
 from selfimprove_jax.grading.tasks import get_task
 
 TASK = get_task("reverse_addition")
@@ -23,7 +23,7 @@ def test_injection_replaces_that_fraction_of_kept_labels_by_wrong_answers(fracti
   rows = [dict(prompt=p.prompt, completion=p.answer, kept=True, correct=True) for p in problems]
   rows += [dict(prompt=p.prompt, completion="1", kept=False, correct=False) for p in problems]
   before = [dict(r) for r in rows]
-  assert labelling.inject_errors(TASK, problems, rows, fraction, rng) == expected
+  assert label_truth.inject_errors(TASK, problems, rows, fraction, rng) == expected
   changed = [(b, r) for b, r in zip(before, rows) if b != r]
   assert len(changed) == expected
   for b, r in changed:

@@ -28,6 +28,12 @@ class Example:
   generation: int  # where it came from: 0 is ground truth, g > 0 a kept self-label
 
 
+def kept_examples(rows) -> list[Example]:
+  """The kept rows of an examples file or judge.jsonl (dicts), as examples, in order."""
+  return [Example(r["prompt"], r["completion"], r["difficulty"], r["generation"])
+          for r in rows if r["kept"]]
+
+
 @dataclasses.dataclass(frozen=True)
 class Source:
   """Examples to draw from: ground truth by index from disk, or kept labels in memory."""

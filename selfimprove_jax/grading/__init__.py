@@ -2,5 +2,5 @@
 tasks and their ground-truth datasets (`tasks`, `datasets`), the self-scorers and the
 verifier (`scoring`), the self-judge (`judge`), users' ratings (`ratings`), keeping labels
 (`filtering`), the frontier and its gate (`curriculum`), accuracy against ground truth
-(`evaluate`), and `labelling`: the mode itself (sample -> score -> filter, the judge's
+(`evaluate`), what it says of the kept labels and the avalanche experiment (`label_truth`), and `labelling`: the mode itself (sample -> score -> filter, the judge's
 lessons, measurement), with its table and figure (`report`)."""

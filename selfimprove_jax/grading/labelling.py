@@ -22,7 +22,7 @@ from selfimprove_jax.core import data, sampling
 from selfimprove_jax.core import mixture as mixture_lib
 from selfimprove_jax.core.mixture import Example, Source
 from selfimprove_jax.core.train import member
-from selfimprove_jax.grading import evaluate, filtering, judge, report, scoring
+from selfimprove_jax.grading import evaluate, filtering, judge, label_truth, report, scoring
 from selfimprove_jax.grading import ratings as ratings_lib
 from selfimprove_jax.grading.curriculum import Curriculum, gate_passes
 from selfimprove_jax.grading.tasks import Problem, Task
@@ -231,8 +231,11 @@ class TaskMode:
     seconds["sample"] = time.perf_counter() - tic
     tic = time.perf_counter()
     p_yes, threshold, lessons = None, cfg.filter.threshold, None
+    # The stages other than the judge, where the judge is weighed against them.
+    rest = (self._other_scores(setup, problems, cands) if self.judging and (
+        cfg.judge.later == "settled" or cfg.judge.combine != "product") else None)
     if self.judging and cfg.judge.later == "settled":
-      settled = filtering.select(self._other_scores(setup, problems, cands), threshold, "best")
+      settled = filtering.select(rest, threshold, "best")
       lessons = judge.settled_examples(self.task, problems, cands, settled, rng, g)
       seconds["score"] = time.perf_counter() - tic
       judge_params = refit_judge(lessons)
@@ -247,7 +250,6 @@ class TaskMode:
     if self.judging and cfg.judge.combine != "product":
       # Each grader against its own bar: the other stages' against filter.threshold,
       # the judge's against its calibrated one; kept from 1 on.
-      rest = self._other_scores(setup, problems, cands)
       scores, threshold = judge.combine(cfg.judge.combine, rest, cfg.filter.threshold, p_yes,
                                         bar, cfg.judge.weight), 1.0
       stats["judge_threshold"] = bar
@@ -365,44 +367,10 @@ class TaskMode:
         if p_yes is not None:
           rows[-1]["judge"] = round(float(p_yes[i, j]), 6)
     noise = setup.config.noise
-    injected = inject_errors(self.task, problems, rows, noise.fraction, rng) if (
+    injected = label_truth.inject_errors(self.task, problems, rows, noise.fraction, rng) if (
         g == noise.generation and noise.fraction > 0) else 0
-    stats = _filter_stats(rows, scores, kept, correct, valid, cands, injected)
+    stats = label_truth.kept_label_stats(rows, scores, kept, correct, valid, cands, injected)
     if p_yes is not None:
       bar = cfg.threshold if judge_bar is None else judge_bar
       stats |= judge.quality(p_yes[valid], correct[valid], bar)
     return rows, stats
-
-
-def _filter_stats(rows, scores, kept, correct, valid, cands, injected: int) -> dict:
-  """What ground truth says about the kept labels (measurement only)."""
-  solvable = correct.any(axis=1)
-  kept_rows = [r for r in rows if r["kept"]]
-  return dict(
-      kept=int(kept.sum()),
-      # Over the rows trained on, after any injected errors.
-      kept_precision=float(np.mean([r["correct"] for r in kept_rows])) if kept_rows else None,
-      injected=injected,
-      # How well the final scores rank right above wrong answers (1: perfectly, 0.5: chance).
-      score_auc=scoring.auc(scores[valid], correct[valid]),
-      # Of the prompts some sample answered right, the share that kept a right label.
-      kept_recall=float(((kept & correct).any(1) & solvable).sum() / solvable.sum())
-      if solvable.any() else None,
-      kept_fraction=float(kept.any(axis=1).mean()),
-      sample_accuracy=float(correct.mean()),
-      self_consistency=scoring.self_consistency(cands),
-      distinct_answers=float(np.mean([len(set(r)) for r in cands.completions])),
-  )
-
-
-def inject_errors(task, problems, rows: list[dict], fraction: float, rng) -> int:
-  """The error-avalanche experiment: `fraction` of the kept rows get a wrong answer
-  (a near miss of the truth) in place of theirs; returns how many."""
-  by_prompt = {p.prompt: p for p in problems}
-  kept = [r for r in rows if r["kept"]]
-  chosen = rng.choice(len(kept), int(round(fraction * len(kept))), replace=False) if kept else []
-  for i in sorted(chosen):
-    row = kept[i]
-    row.update(completion=task.near_miss(by_prompt[row["prompt"]].answer, rng), correct=False,
-               injected=True)
-  return len(chosen)

@@ -36,7 +36,7 @@ from selfimprove_jax.base.errors import UserError, first_line
 from selfimprove_jax.core import sharding
 from selfimprove_jax.core import mixture as mixture_lib
 from selfimprove_jax.core import train as train_lib
-from selfimprove_jax.core.mixture import Example, Mixture, Source
+from selfimprove_jax.core.mixture import Mixture, Source
 from selfimprove_jax.grading.curriculum import Curriculum
 from selfimprove_jax.run.experiment import (Setup, build, judge_optimizer, judge_steps,
                                             train_steps)
@@ -154,11 +154,9 @@ def _labels(setup: Setup, state: LoopState, g: int, key, resumed, clock: Stopwat
   if state.judge is not None:
     judging = dict(judge_params=state.judge.params)
   if state.judge is not None and setup.config.judge.later == "settled":
-    def refit_judge(lessons: list[dict]):
-      newest = [Example(r["prompt"], r["completion"], r["difficulty"], r["generation"])
-                for r in lessons]  # as read back from the judge.jsonl they are written to
-      refit["judge"] = _fit_judge(setup, g, state.judge.params,
-                                  setup.mode.replayed_with(setup, newest), clock)
+    def refit_judge(lessons: list[dict]):  # as read back from the judge.jsonl they go to
+      refit["judge"] = _fit_judge(setup, g, state.judge.params, setup.mode.replayed_with(
+          setup, mixture_lib.kept_examples(lessons)), clock)
       return refit["judge"].params
     judging["refit_judge"] = refit_judge
   labels = setup.mode.label(setup, state.train.params, state.curriculum, g,

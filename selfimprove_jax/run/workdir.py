@@ -21,7 +21,7 @@ import numpy as np
 from selfimprove_jax.base import files, workdir_lock
 from selfimprove_jax.base.modes import Labels
 from selfimprove_jax.core import sharding
-from selfimprove_jax.core.mixture import Example
+from selfimprove_jax.core.mixture import Example, kept_examples
 from selfimprove_jax.run import checkpoint
 
 # What training reads from an examples file; the other fields are for people.
@@ -97,6 +97,4 @@ class Workdir:
 
   def read_labels(self, relative: str) -> list[Example]:
     """The kept labels of one examples file (or judge.jsonl), in file order."""
-    rows = files.read_jsonl(self.path / relative, _EXAMPLE_FIELDS)
-    return [Example(r["prompt"], r["completion"], r["difficulty"], r["generation"])
-            for r in rows if r["kept"]]
+    return kept_examples(files.read_jsonl(self.path / relative, _EXAMPLE_FIELDS))
