@@ -103,11 +103,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
 
   # One digit further only when the members agreed on at least a quarter of the sums: a
   # length they are unsure of is labelled again by the models that trained on what they
-  # did agree on (run I: 9 digits held at 30% kept, then 94% kept, 96% right). Not 40%:
-  # on seed 2 (run L2) three of its seven holds came at 27-35% kept, labels 100% right,
-  # each spending a generation to relabel a length its first 1,000-1,400 labels had
-  # taught (then 97-99% kept). A quarter still holds at the few hundred agreed sums
-  # (2-19%, L2's other holds), where a generation would train on little of the new length.
+  # did agree on (run L2, seed 2: holds at 2-19% kept, a few hundred sums, were kept at
+  # 86-98% the next time). Not 40% (runs L0-L3): three of L2's seven holds came at 27-35%
+  # kept, labels 100% right, each spending a generation to relabel a length its first
+  # 1,000-1,400 labels had taught.
   c.curriculum.gate = "kept_fraction"
   c.curriculum.gate_threshold = 0.25
 

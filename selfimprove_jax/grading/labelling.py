@@ -276,12 +276,7 @@ class TaskMode:
       filter_stats["kept_by_source"] = {s: sum(r["kept"] and r["score_source"] == s for r in rows)
                                         for s in ("self", "feedback", "blend")}
     if self.judging:
-      if cfg.judge.later == "self":
-        lessons = judge.self_examples(self.task, rows, threshold, rng, g)
-      elif cfg.judge.later == "consensus":
-        lessons = judge.consensus_examples(self.task, rows, cands.shape[1], rng, g)
-      elif cfg.judge.later == "frozen":  # no lessons after generation 0
-        lessons = []
+      lessons = self._later_lessons(setup, rows, cands, threshold, rng, g, lessons)
       by_prompt = {p.prompt: p for p in problems}
       for lesson in lessons:  # measurement only: is the lesson's verdict true?
         right = self.task.verify(by_prompt[lesson["about"]], lesson["proposed"])
@@ -290,6 +285,18 @@ class TaskMode:
       stats["judge_lesson_precision"] = (float(np.mean([x["correct"] for x in lessons]))
                                          if lessons else None)
     return Labels(rows=rows, lessons=lessons, stats=stats | filter_stats, seconds=seconds)
+
+  def _later_lessons(self, setup, rows, cands, threshold, rng, g, settled):
+    """The judge's lessons from this generation's rows, as judge.later says (`settled`:
+    those it was taught before it judged)."""
+    later = setup.config.judge.later
+    if later == "self":
+      return judge.self_examples(self.task, rows, threshold, rng, g)
+    if later == "consensus":
+      return judge.consensus_examples(self.task, rows, cands.shape[1], rng, g)
+    if later == "frozen":  # no lessons after generation 0
+      return []
+    return settled
 
   def _other_scores(self, setup, problems, cands: scoring.Candidates) -> np.ndarray:
     """[N, K] the scorer's stages other than the self-judge (every valid answer 1 if none)."""
