@@ -31,13 +31,18 @@ from selfimprove_jax.base.errors import UserError
 from selfimprove_jax.grading import scoring
 from selfimprove_jax.run import workdir as workdir_lib
 
-_WORKDIR = flags.DEFINE_string("workdir", None, "A finished run of a self_judge scorer.",
-                               required=True)
-_AT_LEAST = flags.DEFINE_list("at_least", ["3", "4", "5"],
-                              "Votes (of the K samples) an answer needs for the judge to add it.")
-_BAR_SCALE = flags.DEFINE_float("bar_scale", 1.0, "The judge's bar: generation 0's times this.")
-_FROZEN = flags.DEFINE_bool("frozen", False, "Also judge the answers with generation 0's judge.")
-_VETO_SCALE = flags.DEFINE_float("veto_scale", 0.5, "--frozen: the veto's bar, as a share of the bar.")
+FLAGS = flags.FLAGS
+
+
+def define_flags() -> None:
+  """The command line's flags, defined only when run as a program (--workdir would clash
+  with the other commands' in a process that imports them all, as the tests do)."""
+  flags.DEFINE_string("workdir", None, "A finished run of a self_judge scorer.", required=True)
+  flags.DEFINE_list("at_least", ["3", "4", "5"],
+                    "Votes (of the K samples) an answer needs for the judge to add it.")
+  flags.DEFINE_float("bar_scale", 1.0, "The judge's bar: generation 0's times this.")
+  flags.DEFINE_bool("frozen", False, "Also judge the answers with generation 0's judge.")
+  flags.DEFINE_float("veto_scale", 0.5, "--frozen: the veto's bar, as a share of the bar.")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -153,25 +158,26 @@ def frozen_table(config: dict, bar: float, answers: dict[int, list[Answer]], fro
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-  path = Path(_WORKDIR.value)
+  path = Path(FLAGS.workdir)
   try:
-    if not all(k.isdigit() and int(k) >= 1 for k in _AT_LEAST.value):
+    if not all(k.isdigit() and int(k) >= 1 for k in FLAGS.at_least):
       raise UserError("--at_least takes vote counts >= 1, e.g. 3,4,5, got "
-                      + ",".join(_AT_LEAST.value))
+                      + ",".join(FLAGS.at_least))
     config, metrics, answers = read_run(path)
     bar = metrics[0].get("judge_threshold")
     if bar is None:
       raise UserError(f"--workdir {path}: generation 0 set no judge bar "
                       "(judge.lessons=own_answers with judge.precision > 0 sets one)")
-    bar *= _BAR_SCALE.value
-    print(rules_table(config, bar, answers, [int(k) for k in _AT_LEAST.value]), flush=True)
-    if _FROZEN.value:
+    bar *= FLAGS.bar_scale
+    print(rules_table(config, bar, answers, [int(k) for k in FLAGS.at_least]), flush=True)
+    if FLAGS.frozen:
       print()
       print(frozen_table(config, bar, answers, frozen_verdicts(path, config, answers),
-                         _VETO_SCALE.value), flush=True)
+                         FLAGS.veto_scale), flush=True)
   except UserError as e:
     sys.exit(f"error: {e}")
 
 
 if __name__ == "__main__":
+  define_flags()
   app.run(main)

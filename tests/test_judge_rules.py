@@ -2,6 +2,7 @@
 with the judge's help, and generation 0's judge judging them again."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -70,3 +71,19 @@ def test_generation_0s_judge_judges_a_frozen_runs_answers_as_the_run_did(tmp_pat
   np.testing.assert_allclose(frozen[1], [a.judge for a in answers[1]], atol=2e-6)
   table = judge_rules.frozen_table(saved, 0.5, answers, frozen, veto_scale=0.5)
   assert table.splitlines()[2].startswith("| 1 | ")
+
+
+def test_the_command_prints_the_table_and_refuses_bad_vote_counts(tmp_path):
+  import subprocess
+  import sys
+  hand_made_run(tmp_path, ROWS)
+  command = [sys.executable, "-m", "selfimprove_jax.judge_rules", f"--workdir={tmp_path}"]
+  run = lambda *args: subprocess.run(command + list(args), cwd=Path(__file__).parents[1],
+                                     capture_output=True, text=True, timeout=300)
+  done = run("--at_least=1,2")
+  assert done.returncode == 0, done.stderr
+  assert "| 1 | 2, 0.500 | 2.00x, +0.000 | 1.00x, +0.000 |" in done.stdout
+  refused = run("--at_least=0")
+  assert refused.returncode != 0
+  assert refused.stderr.strip().splitlines()[-1] == (
+      "error: --at_least takes vote counts >= 1, e.g. 3,4,5, got 0")
