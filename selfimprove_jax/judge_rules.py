@@ -27,6 +27,7 @@ import ml_collections
 import numpy as np
 from absl import app, flags
 
+from selfimprove_jax.base import display
 from selfimprove_jax.base.errors import UserError
 from selfimprove_jax.grading import scoring
 from selfimprove_jax.run import workdir as workdir_lib
@@ -54,6 +55,17 @@ class Answer:
   correct: bool  # measurement only
 
 
+def samples(config: dict) -> int:
+  """K: the samples a prompt gets, from every member."""
+  return config["ensemble_size"] * config["sample"]["samples_per_prompt"]
+
+
+def vote(config: dict):
+  """The vote alone: an answer passes with at least filter.threshold of the K samples."""
+  threshold = config["filter"]["threshold"]
+  return lambda a: a.share >= threshold
+
+
 def read_run(path: Path) -> tuple[dict, list[dict], dict[int, list[Answer]]]:
   """The run's config, its metrics rows, and every later generation's answers that passed
   the length filter."""
@@ -63,7 +75,7 @@ def read_run(path: Path) -> tuple[dict, list[dict], dict[int, list[Answer]]]:
   if "self_judge" not in config["scorer"].split(","):
     raise UserError(f"--workdir {path}: its scorer {config['scorer']!r} has no self_judge stage")
   metrics = [json.loads(line) for line in (path / "metrics.jsonl").open()]
-  samples = config["ensemble_size"] * config["sample"]["samples_per_prompt"]
+  k = samples(config)
   answers = {}
   for g in range(1, len(metrics)):
     examples = path / workdir_lib.examples_file(g)
@@ -71,7 +83,7 @@ def read_run(path: Path) -> tuple[dict, list[dict], dict[int, list[Answer]]]:
       break
     rows = [json.loads(line) for line in examples.open()]
     # Votes are counted among the answers the length filter let through: 0 for the rest.
-    answers[g] = [Answer(r["prompt"], r["completion"], r["votes"] / samples, r["judge"],
+    answers[g] = [Answer(r["prompt"], r["completion"], r["votes"] / k, r["judge"],
                          r["correct"]) for r in rows if r["votes"] > 0]
   if not answers:
     raise UserError(f"--workdir {path} has no generation after 0 with its examples file")
@@ -89,8 +101,10 @@ def keep(answers: list[Answer], admit) -> tuple[int, float | None]:
   return len(kept), (float(np.mean(kept)) if kept else None)
 
 
-def vote_or_judge(threshold: float, at_least: float, bar: float):
-  return lambda a: a.share >= threshold or (a.share >= at_least and a.judge >= bar)
+def vote_or_judge(config: dict, at_least: float, bar: float):
+  """The vote, or at least `at_least` of the samples and the judge over `bar`."""
+  passes = vote(config)
+  return lambda a: passes(a) or (a.share >= at_least and a.judge >= bar)
 
 
 def compared(base: tuple[int, float | None], other: tuple[int, float | None]) -> str:
@@ -100,20 +114,22 @@ def compared(base: tuple[int, float | None], other: tuple[int, float | None]) ->
   return f"{n / n0:.2f}x, {p - p0:+.3f}"
 
 
+def markdown(head: list[str], rows: list[list[str]]) -> str:
+  return "\n".join("| " + " | ".join(cells) + " |"
+                   for cells in [head, ["---"] * len(head), *rows])
+
+
 def rules_table(config: dict, bar: float, answers: dict[int, list[Answer]],
                 at_least: list[int]) -> str:
-  threshold = config["filter"]["threshold"]
-  samples = config["ensemble_size"] * config["sample"]["samples_per_prompt"]
+  k = samples(config)
   head = ["generation", "vote alone: kept, right"] + [
-      f"vote or (>= {k}/{samples} and judge >= {bar:.3f})" for k in at_least]
-  lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+      f"vote or (>= {n}/{k} and judge >= {bar:.3f})" for n in at_least]
+  rows = []
   for g, ans in answers.items():
-    base = keep(ans, lambda a: a.share >= threshold)
-    cells = [str(g), f"{base[0]}, {base[1]:.3f}" if base[0] else "0"]
-    cells += [compared(base, keep(ans, vote_or_judge(threshold, k / samples, bar)))
-              for k in at_least]
-    lines.append("| " + " | ".join(cells) + " |")
-  return "\n".join(lines)
+    base = keep(ans, vote(config))
+    rows.append([str(g), f"{base[0]}, {base[1]:.3f}" if base[0] else "0"] + [
+        compared(base, keep(ans, vote_or_judge(config, n / k, bar))) for n in at_least])
+  return markdown(head, rows)
 
 
 def frozen_verdicts(path: Path, config: dict, answers: dict[int, list[Answer]]) -> dict:
@@ -137,22 +153,20 @@ def frozen_verdicts(path: Path, config: dict, answers: dict[int, list[Answer]]) 
 
 def frozen_table(config: dict, bar: float, answers: dict[int, list[Answer]], frozen: dict,
                  veto_scale: float) -> str:
-  threshold = config["filter"]["threshold"]
+  passes = vote(config)
   head = ["generation", "AUC: run's judge, generation 0's", "among the vote's labels",
           f"vote, vetoed below {veto_scale * bar:.3f}"]
-  lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
-  fmt = lambda x: "-" if x is None else f"{x:.2f}"
+  rows = []
   for g, ans in answers.items():
     right = np.array([a.correct for a in ans])
     run, zero = np.array([a.judge for a in ans]), np.asarray(frozen[g])
-    voted = np.array([a.share >= threshold for a in ans])
-    veto = {(a.prompt, a.completion): z >= veto_scale * bar for a, z in zip(ans, zero)}
-    base = keep(ans, lambda a: a.share >= threshold)
-    vetoed = keep(ans, lambda a: a.share >= threshold and veto[a.prompt, a.completion])
-    lines.append(f"| {g} | {fmt(scoring.auc(run, right))}, {fmt(scoring.auc(zero, right))} | "
-                 f"{fmt(scoring.auc(run[voted], right[voted]))}, "
-                 f"{fmt(scoring.auc(zero[voted], right[voted]))} | {compared(base, vetoed)} |")
-  return "\n".join(lines)
+    voted = np.array([passes(a) for a in ans])
+    aucs = lambda which: ", ".join(display.fmt(scoring.auc(s[which], right[which]))
+                                   for s in (run, zero))
+    unvetoed = [a for a, z in zip(ans, zero) if z >= veto_scale * bar]
+    rows.append([str(g), aucs(slice(None)), aucs(voted),
+                 compared(keep(ans, passes), keep(unvetoed, passes))])
+  return markdown(head, rows)
 
 
 def main(argv):

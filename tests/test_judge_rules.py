@@ -40,11 +40,11 @@ def test_the_vote_and_the_judges_additions_counted_per_prompt(tmp_path):
   hand_made_run(tmp_path, ROWS)
   config, metrics, answers = judge_rules.read_run(tmp_path)
   assert sorted(answers) == [1] and len(answers[1]) == 8  # the refused answer left out
-  vote = judge_rules.keep(answers[1], lambda a: a.share >= 0.5)
+  vote = judge_rules.keep(answers[1], judge_rules.vote(config))
   assert vote == (2, 0.5)  # a> right, b> wrong
-  added = judge_rules.keep(answers[1], judge_rules.vote_or_judge(0.5, 0.25, 0.6))
+  added = judge_rules.keep(answers[1], judge_rules.vote_or_judge(config, 0.25, 0.6))
   assert added == (4, 0.5)  # and c> right, d> wrong; e> under the bar
-  assert judge_rules.keep(answers[1], judge_rules.vote_or_judge(0.5, 0.5, 0.6)) == vote
+  assert judge_rules.keep(answers[1], judge_rules.vote_or_judge(config, 0.5, 0.6)) == vote
   table = judge_rules.rules_table(config, 0.6, answers, [1, 2])
   assert table.splitlines()[2] == "| 1 | 2, 0.500 | 2.00x, +0.000 | 1.00x, +0.000 |"
 
