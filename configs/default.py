@@ -161,6 +161,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.judge.temperature = 1.0
   c.judge.holdout = 0.25
   c.judge.steps = 200
+  # own_answers: generation 0's train steps (comma-separated, each below train.steps) at
+  # which the models answer the same problems the same way too, so that the mistakes they
+  # made while learning join the lessons ("" for none; e.g. "200,400,600").
+  c.judge.early_steps = ""
   # A separate judge's steps in each later generation (0: judge.steps), as it learns
   # that generation's lessons from where the last left it.
   c.judge.later_steps = 0

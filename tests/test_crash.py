@@ -67,22 +67,29 @@ def test_sigterm_saves_the_finished_step_exits_0_and_the_rerun_resumes(reference
   assert harness.leftovers(preempted) == []
 
 
-# The judge's lessons from the models' own answers join generation 0 after its 30 steps.
+# The judge's lessons from the models' own answers join generation 0 after its 30 steps,
+# with their answers after step 20 as well.
 JUDGE = ("--config.scorer=length,majority_vote,self_judge", "--config.judge.lessons=own_answers",
          "--config.judge.problems=32", "--config.judge.samples=2", "--config.judge.steps=10",
-         "--config.generations=1")
+         "--config.judge.early_steps=20", "--config.generations=1")
 
 
 def test_killed_while_the_judge_learns_its_own_answers_the_run_ends_as_if_never_killed(
     tmp_path):
   whole, killed = tmp_path / "whole", tmp_path / "killed"
   assert harness.attempt(whole, flags=JUDGE) == 0
-  # Step 35 of 40: the lessons were written at step 30, and the progress saved there.
-  assert harness.attempt(killed, "train:0:35", flags=JUDGE) == -signal.SIGKILL
+  # Step 25: the answers after step 20 were written, and the progress saved there.
+  assert harness.attempt(killed, "train:0:25", flags=JUDGE) == -signal.SIGKILL
+  assert (killed / "generations/000/judge_answers_step20.jsonl").exists()
+  assert harness.position(killed) == (-1, 20)
+  # Resumed there, its 15th step is step 35 of 40: the lessons were written at step 30,
+  # and the progress saved there.
+  assert harness.attempt(killed, "train:0:15", flags=JUDGE) == -signal.SIGKILL
   assert (killed / "generations/000/judge.jsonl").exists()
   assert harness.position(killed) == (-1, 30)
   assert harness.attempt(killed, flags=JUDGE) == 0
   expected, got = harness.outputs(whole), harness.outputs(killed)
   assert sorted(got) == sorted(expected) and "generations/000/judge.jsonl" in got
+  assert "generations/000/judge_answers_step20.jsonl" in got
   for name in expected:
     assert got[name] == expected[name], name

@@ -72,6 +72,19 @@ def test_bad_values_are_named_with_what_is_accepted(mesh8, field, value, message
   assert str(e.value).startswith(message)
 
 
+@pytest.mark.parametrize("lessons, steps", [
+    ("near_miss", "10"), ("own_answers", "ten"), ("own_answers", "20,10"),
+    ("own_answers", "10,10"), ("own_answers", "0"), ("own_answers", "60"), ("own_answers", "5,")])
+def test_early_answer_steps_are_increasing_steps_inside_generation_0(mesh8, lessons, steps):
+  config = with_value("tiny", "judge.lessons", lessons)
+  config.judge.early_steps = steps
+  with pytest.raises(ValueError, match=r"^judge.early_steps must be increasing train steps of "
+                     r"generation 0, each in 1..59 \(train.steps - 1\)"):
+    config_check.check(config, mesh8)
+  config.judge.lessons, config.judge.early_steps = "own_answers", "1,30,59"
+  config_check.check(config, mesh8)
+
+
 def test_cudnn_attention_is_refused_without_a_gpu(mesh8):
   config = with_value("tiny", "model.dtype", "bfloat16")
   config.model.attention = "cudnn"

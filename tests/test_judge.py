@@ -191,6 +191,35 @@ def test_own_answer_lessons_are_the_models_answers_checked_and_balanced():
   assert again == lessons
 
 
+def test_mistakes_made_part_way_join_the_trained_lessons_and_never_the_held_out_ones():
+  problems, answers = own_answers()
+  plain = judge.own_answer_lessons(TASK, problems, answers, 0.3, np.random.default_rng(0))
+  none_early = [[] for _ in problems]
+  assert judge.own_answer_lessons(TASK, problems, answers, 0.3, np.random.default_rng(0),
+                                  none_early) == plain
+  # Part way, every problem was also answered wrong ("z" appended), once with a final
+  # answer again: a mistake it made at the end too is no early one.
+  early = [[p.answer + "z", p.answer + "z"] + given[2:3] for p, given in zip(problems, answers)]
+  lessons = judge.own_answer_lessons(TASK, problems, answers, 0.3, np.random.default_rng(0),
+                                     early)
+  by_origin = lambda origin, heldout: {(x["about"], x["proposed"]) for x in lessons
+                                       if x["origin"] == origin and x["heldout"] == heldout}
+  assert by_origin("early", False)
+  assert by_origin("early", False) <= {(p.prompt, p.answer + "z") for p in problems}
+  assert not by_origin("early", True)
+  # Held out: the same problems and the same lessons as without early answers.
+  held = lambda xs: [x for x in xs if x["heldout"]]
+  assert {x["about"] for x in held(lessons)} == {x["about"] for x in held(plain)}
+  finals = {(p.prompt, a) for p, given in zip(problems, answers) for a in given}
+  assert not by_origin("early", False) & finals
+  for d in (1, 2):  # still as many "y" as "n"
+    verdicts = [x["completion"] for x in lessons if not x["heldout"] and x["difficulty"] == d]
+    assert verdicts.count("y") == verdicts.count("n") > 0
+  # With more real mistakes, fewer near misses are needed.
+  count = lambda xs, o: sum(x["origin"] == o and not x["heldout"] for x in xs)
+  assert count(lessons, "near_miss") < count(plain, "near_miss")
+
+
 def test_a_difficulty_the_models_never_get_wrong_teaches_nothing():
   problems, answers = own_answers()
   right_only = [[p.answer] for p in problems]
@@ -279,17 +308,24 @@ def test_a_short_run_judges_with_lessons_from_its_own_answers(tmp_path):
   config = tiny(scorer="length,majority_vote,self_judge", generations=1,
                 **{"judge.lessons": "own_answers", "judge.problems": 64, "judge.samples": 2,
                    "judge.steps": judge_steps, "judge.later": "consensus",
-                   "judge.combine": "either", "judge.precision": 0.5})
+                   "judge.combine": "either", "judge.precision": 0.5, "judge.early_steps": "15"})
   history = loop.run(config, str(tmp_path))
   read = lambda name: [json.loads(x) for x in (tmp_path / name).open()]
   first = read("generations/000/judge.jsonl")
-  assert first and {x["origin"] for x in first} <= {"right", "wrong", "near_miss"}
+  assert first and {x["origin"] for x in first} <= {"right", "wrong", "early", "near_miss"}
   for x in first:  # generation 0's verdicts are the checker's, on the models' answers
     problem = TASK_RA.parse(x["about"])
     assert (x["completion"] == judge.YES) == TASK_RA.verify(problem, x["proposed"])
   trained = [x for x in first if x["kept"]]
   gen0, gen1 = history
   assert gen0["judge_lessons"] == len(trained) and 0 < len(trained) < len(first)
+  # The answers after step 15, to the same problems: its mistakes are lessons, never held out.
+  rows = read("generations/000/judge_answers_step15.jsonl")
+  early = {r["prompt"]: r["answers"] for r in rows}
+  assert len(rows) == 64 and {x["about"] for x in first} <= set(early)
+  from_early = [x for x in first if x["origin"] == "early"]
+  assert from_early and all(x["kept"] and x["proposed"] in early[x["about"]] for x in from_early)
+  assert gen0["judge_lessons_by_origin"]["early"] == len(from_early)
   assert gen0["judge_threshold"] is not None and gen0["judge_heldout_auc"] is not None
   assert gen1["judge_threshold"] is not None and gen1["judge_questions"] > 0
   # Generation 0 trains judge.steps more, the lessons joining after train.steps.

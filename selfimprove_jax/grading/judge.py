@@ -13,12 +13,15 @@ Where generation 0's lessons come from (`judge.lessons`), ground truth either wa
                 a synthetic near miss of it ("n")
   own_answers   the models' own answers, greedy and tempered, to training
                 problems at the taught difficulties, after generation 0's
-                answer training; each labelled by the task's checker, as many
-                "y" as "n" at every difficulty (real mistakes first, near misses
-                of right answers at most a third of the "n"). Part of the
-                problems is held out: the judge never trains on them, and its
-                threshold is set on them (`calibrate`) for `judge.precision`.
-                The judge then trains `judge.steps` more steps of generation 0.
+                answer training (and, with `judge.early_steps`, at those of its
+                steps too: the mistakes the models made while they learned);
+                each labelled by the task's checker, as many "y" as "n" at
+                every difficulty (real mistakes first, near misses of right
+                answers at most a third of the "n"). Part of the problems is
+                held out: the judge never trains on them, and its threshold is
+                set on the trained models' answers to them (`calibrate`) for
+                `judge.precision`. The judge then trains `judge.steps` more
+                steps of generation 0.
 
 Where later generations' lessons come from (`judge.later`), never ground truth:
   self          the judge's own verdicts on the generation's samples: its kept
@@ -97,44 +100,53 @@ def ground_truth_source(task: Task, ground_truth: Source, seed: int) -> Source:
 
 
 def _balanced(task: Task, right: list, wrong: list, rng: np.random.Generator):
-  """(yes, no): as many "y" as "n" from one difficulty's right and wrong (prompt, answer)
-  pairs; near misses of right answers top up the "n", at most half as many as the real
-  mistakes (a third of the "n"), and never one that is right by chance."""
+  """(yes, no): as many "y" as "n" from one difficulty's right (prompt, answer) pairs and
+  wrong (prompt, answer, origin) triples; near misses of right answers top up the "n",
+  at most half as many as the real mistakes (a third of the "n"), and never one that is
+  right by chance."""
   spare = min(len(right) - len(wrong), len(wrong) // 2) if len(right) > len(wrong) else 0
   near = []
   for i in (rng.permutation(len(right))[:spare] if spare > 0 else []):
     prompt, answer = right[i]
     near.append((prompt, task.near_miss(answer, rng)))
-  no = [(p, a, "wrong") for p, a in wrong] + [(p, a, "near_miss") for p, a in near]
+  no = list(wrong) + [(p, a, "near_miss") for p, a in near]
   pairs = min(len(right), len(no))
   pick = lambda items: [items[i] for i in sorted(rng.choice(len(items), pairs, replace=False))]
   return [(p, a, "right") for p, a in pick(right)], pick(no)
 
 
 def own_answer_lessons(task: Task, problems, answers, holdout: float,
-                       rng: np.random.Generator) -> list[dict]:
+                       rng: np.random.Generator, early_answers=None) -> list[dict]:
   """Generation 0's lessons from the models' own answers (ground truth labels them).
 
   `problems[i]` (training problems) was answered `answers[i]` (finished answers
-  of every member and sample). Each distinct answer is checked by the task; a
-  `holdout` share of the distinct problems is held out (`kept` False: never trained on,
-  `heldout` True: used to set the threshold). Train and held-out lessons are
-  each balanced per difficulty.
+  of every member and sample) after training, and `early_answers[i]` part way
+  through it (judge.early_steps; none by default). Each distinct answer is
+  checked by the task; a `holdout` share of the distinct problems is held out
+  (`kept` False: never trained on, `heldout` True: used to set the threshold),
+  and only the trained models' answers are held out, so the bar is set on
+  answers like those the judge will judge. Train and held-out lessons are each
+  balanced per difficulty; a mistake made only part way has origin "early".
   """
+  early_answers = early_answers or [[] for _ in problems]
   prompts = list(dict.fromkeys(p.prompt for p in problems))  # a problem drawn twice is one
   held = dict(zip(prompts, rng.random(len(prompts)) < holdout))
   out = []
   for part in (False, True):
     by_difficulty: dict[int, tuple[list, list]] = {}
     seen = set()
-    for p, given in zip(problems, answers):
+    for p, given, early in zip(problems, answers, early_answers):
       if held[p.prompt] != part:
         continue
       right, wrong = by_difficulty.setdefault(p.difficulty, ([], []))
-      for a in given:  # each distinct answer once, in the order sampled
+      sources = [(a, "wrong") for a in given] + ([] if part else [(a, "early") for a in early])
+      for a, origin in sources:  # each distinct answer once, in the order sampled
         if (p.prompt, a) not in seen:
           seen.add((p.prompt, a))
-          (right if task.verify(p, a) else wrong).append((p.prompt, a))
+          if task.verify(p, a):
+            right.append((p.prompt, a))
+          else:
+            wrong.append((p.prompt, a, origin))
     for d, (right, wrong) in sorted(by_difficulty.items()):
       yes, no = _balanced(task, right, wrong, rng)
       for (prompt, answer, origin), verdict in [(x, YES) for x in yes] + [(x, NO) for x in no]:

@@ -34,6 +34,8 @@ _LABEL_METRICS = ("score_auc", "injected", "judge_auc", "judge_precision", "judg
                   "judge_questions", "feedback_rated", "kept_by_source")
 # Generation 0's lessons from the models' own answers (judge.lessons="own_answers").
 OWN_ANSWERS = "generations/000/judge.jsonl"
+# The models' answers to the same problems after generation 0's step s (judge.early_steps).
+EARLY_ANSWERS = "generations/000/judge_answers_step{step}.jsonl"
 _LESSON_FIELDS = dict(difficulty=int, prompt=str, completion=str, kept=bool, heldout=bool,
                       origin=str, about=str, proposed=str)
 
@@ -105,6 +107,14 @@ class TaskMode:
       return setup.config.train.steps
     return None
 
+  def early_answer_steps(self, setup, g: int) -> tuple[int, ...]:
+    """The steps of generation g after which the models' answers are sampled for the
+    judge's own-answer lessons as well (judge.early_steps, generation 0 only)."""
+    cfg = setup.config.judge
+    if g or not self.judging or cfg.lessons != "own_answers" or not cfg.early_steps:
+      return ()
+    return tuple(int(s) for s in cfg.early_steps.split(","))
+
   def own_answers(self, setup, params, key) -> tuple[Source, dict]:
     """Generation 0's lessons from the models' own answers to training problems (made once
     and written to OWN_ANSWERS, read back on a resume), and what they hold."""
@@ -115,18 +125,34 @@ class TaskMode:
     trained = [r for r in rows if r["kept"]]
     stats = dict(judge_lessons=len(trained), judge_lesson_precision=1.0 if trained else None,
                  judge_lessons_by_origin={o: sum(r["origin"] == o for r in trained)
-                                          for o in ("right", "wrong", "near_miss")})
+                                          for o in ("right", "wrong", "early", "near_miss")})
     return Source.from_list(OWN_ANSWERS, setup.workdir.read_labels(OWN_ANSWERS)), stats
 
-  def _own_answer_rows(self, setup, params, key) -> list[dict]:
-    """Every member's answers, one greedy and judge.samples - 1 tempered, to judge.problems
-    training problems, labelled by the task's checker (judge.own_answer_lessons)."""
-    cfg, devices = setup.config.judge, setup.devices
+  def early_answers(self, setup, params, key, step: int) -> None:
+    """The models' answers after generation 0's step `step` to the problems of the
+    own-answer lessons, sampled as those are (its key folded with the step), written to
+    EARLY_ANSWERS once: a resume that passes the step again reads them back."""
+    relative = EARLY_ANSWERS.format(step=step)
+    if not (setup.workdir.path / relative).exists():
+      problems = self._own_answer_problems(setup)[1]
+      answers = self._answers(setup, params, jax.random.fold_in(key, step), problems)
+      setup.workdir.write_rows(relative, [dict(prompt=p.prompt, answers=a)
+                                          for p, a in zip(problems, answers)])
+
+  def _own_answer_problems(self, setup) -> tuple[np.random.Generator, list[Problem]]:
+    """judge.problems training problems, and the rng that chose them (which then holds
+    problems out and balances the lessons)."""
     rng = np.random.default_rng([setup.config.seed, 0, OWN_ANSWER_STAGE])
-    chosen = np.sort(rng.choice(self.ground_truth.size, min(cfg.problems, self.ground_truth.size),
+    chosen = np.sort(rng.choice(self.ground_truth.size,
+                                min(setup.config.judge.problems, self.ground_truth.size),
                                 replace=False))
-    problems = [Problem(x.prompt, x.completion, x.difficulty)
-                for x in self.ground_truth.get(chosen)]
+    return rng, [Problem(x.prompt, x.completion, x.difficulty)
+                 for x in self.ground_truth.get(chosen)]
+
+  def _answers(self, setup, params, key, problems) -> list[list[str]]:
+    """Every member's finished answers to each problem, one greedy and judge.samples - 1
+    at judge.temperature."""
+    cfg, devices = setup.config.judge, setup.devices
     prompts = data.prompt_tokens(devices.tok, [p.prompt for p in problems])
     answers = [[] for _ in problems]
     width = self.max_answer_tokens(problems)
@@ -141,7 +167,21 @@ class TaskMode:
           answer = devices.tok.decode(tokens)
           if done and answer:
             given.append(answer)
-    return judge.own_answer_lessons(self.task, problems, answers, cfg.holdout, rng)
+    return answers
+
+  def _own_answer_rows(self, setup, params, key) -> list[dict]:
+    """The trained models' answers to the problems, with those made at judge.early_steps,
+    labelled by the task's checker (judge.own_answer_lessons)."""
+    rng, problems = self._own_answer_problems(setup)
+    early = [[] for _ in problems]
+    for step in self.early_answer_steps(setup, 0):
+      rows = files.read_jsonl(setup.workdir.path / EARLY_ANSWERS.format(step=step),
+                              dict(prompt=str, answers=list))
+      for given, row in zip(early, rows):
+        given += row["answers"]
+    return judge.own_answer_lessons(self.task, problems, self._answers(setup, params, key,
+                                                                       problems),
+                                    setup.config.judge.holdout, rng, early)
 
   def judge_threshold(self, setup, params) -> tuple[float | None, dict]:
     """The judge's bar for `gate` and `either`: set on generation 0's held-out own-answer

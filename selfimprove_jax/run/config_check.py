@@ -57,6 +57,7 @@ _FIELDS = {
              "judge.holdout": _R("(0, 1)"), "judge.steps": _I(1),
              "judge.later": OneOf(JUDGE_LATER), "judge.combine": OneOf(judge.COMBINE),
              "judge.weight": _R("[0, 1]"), "judge.later_steps": _I(0),
+             "judge.early_steps": _STR,
              "judge.precision": _R("[0, 1)"), "judge.weights": OneOf(JUDGE_WEIGHTS),
              "feedback.file": _STR, "feedback.weight": _R("[0, 1]"),
              "noise.generation": _I(0), "noise.fraction": _R("[0, 1]")},
@@ -160,6 +161,12 @@ def _check_task(config: ml_collections.ConfigDict) -> None:
   if config.judge.precision and config.judge.lessons != "own_answers":
     raise ValueError("judge.precision sets the judge's threshold on held-out answers of its "
                      "own: set judge.lessons='own_answers' as well, or judge.precision=0")
+  early = config.judge.early_steps
+  if early and (config.judge.lessons != "own_answers" or not _increasing_below(
+      early, config.train.steps)):
+    raise ValueError(f"judge.early_steps must be increasing train steps of generation 0, each "
+                     f"in 1..{config.train.steps - 1} (train.steps - 1), comma-separated, with "
+                     f"judge.lessons='own_answers', got {early!r}")
   if config.train.pack_tokens and not config.train.pack:
     raise ValueError("train.pack_tokens sizes packed batches: set train.pack=True as well, "
                      "or train.pack_tokens=0")
@@ -167,6 +174,15 @@ def _check_task(config: ml_collections.ConfigDict) -> None:
   if not 1 <= lo <= hi <= config.eval.max_difficulty:
     raise ValueError("need 1 <= data.min_difficulty <= data.max_difficulty <= "
                      f"eval.max_difficulty, got {lo}, {hi}, {config.eval.max_difficulty}")
+
+
+def _increasing_below(steps: str, limit: int) -> bool:
+  """Whether `steps` is a comma-separated increasing list of ints in 1..limit-1."""
+  try:
+    values = [int(s) for s in steps.split(",")]
+  except ValueError:
+    return False
+  return all(0 < a < b for a, b in zip(values, values[1:] + [limit]))
 
 
 def tokenizer(config: ml_collections.ConfigDict) -> CharTokenizer:

@@ -192,6 +192,9 @@ def _train(setup: Setup, state: LoopState, g: int, mixture, resumed: "Resumed | 
     return train_state, before, {}
   join = None if setup.separate_judge else setup.mode.lessons_join_at(setup, g)
   phases = [(steps, mixture)] if join is None else [(join, mixture), (steps, None)]
+  # The models' answers part way through, for the judge's lessons: a phase ends at each step.
+  early = setup.mode.early_answer_steps(setup, g)
+  phases = [(step, mixture) for step in early] + phases
   tokens, stats = before, {}
   after_step, step_fn = Progress(setup, g, steps, before).after_step, setup.train_step(g)
   for end, phase_mixture in phases:
@@ -200,14 +203,16 @@ def _train(setup: Setup, state: LoopState, g: int, mixture, resumed: "Resumed | 
         lessons, stats = setup.mode.own_answers(setup, train_state.params,
                                                 jax.random.fold_in(key, JUDGE))
       phase_mixture = mixture_lib.with_share(mixture, lessons, cfg.judge.fraction)
-    if start >= end:
-      continue
-    with clock("train"):
-      train_state, more = train_stage(
-          setup, g, train_state, phase_mixture, steps=end, start=start,
-          step_fn=step_fn, stage=TRAIN, after_step=lambda step, s, t, more=tokens - before:
-          after_step(step, s, more + t))
-    tokens, start = tokens + more, end
+    if start < end:
+      with clock("train"):
+        train_state, more = train_stage(
+            setup, g, train_state, phase_mixture, steps=end, start=start,
+            step_fn=step_fn, stage=TRAIN, after_step=lambda step, s, t, more=tokens - before:
+            after_step(step, s, more + t))
+      tokens, start = tokens + more, end
+    if end in early and start == end:  # (a run resumed past `end` wrote them on its way)
+      with clock("judge"):
+        setup.mode.early_answers(setup, train_state.params, jax.random.fold_in(key, JUDGE), end)
   return train_state, tokens, stats
 
 

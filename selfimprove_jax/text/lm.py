@@ -177,6 +177,13 @@ class TextMode:
   def lessons_join_at(self, setup, g: int) -> None:
     del setup, g  # no self-judge in text mode
 
+  def early_answer_steps(self, setup, g: int) -> tuple[int, ...]:
+    del setup, g  # no self-judge in text mode
+    return ()
+
+  def early_answers(self, setup, params, key, step: int) -> None:
+    raise AssertionError("text mode has no self-judge, so no early answers")
+
   def batches(self, setup, mixture):
     # Whole texts packed end to end into rows: no padding to the longest.
     cfg = setup.config
