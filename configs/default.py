@@ -35,7 +35,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.time_budget_minutes = 0.0
   # How to grade samples without the answer, composed left to right (scoring.py):
   # drop answers of implausible length, then score by agreement among the samples.
-  # Others: none, confidence, self_judge, verifier (ground truth), feedback.
+  # Others: none, confidence, self_judge, round_trip (reversal and copy), verifier (ground
+  # truth), feedback.
   c.scorer = "length,majority_vote"
   # What each generation trains on: "accumulate" (ground truth + all kept labels),
   # "replace" (the newest labels only), "mix" (newest labels + data.mix_fraction truth)

@@ -48,13 +48,16 @@ class Devices:
     params = jax.device_get(params)  # initialized on the host, then placed on every device
     return sharding.replicate(jax.vmap(lambda p: train_lib.init_state(p, tx))(params), self.mesh)
 
-  def logprobs(self, params, texts: list[str], width: int, rows_per_call: int = 512):
-    """([N] total log-probability, [N] tokens) of each text under one model, EOS included;
-    every call is `width` tokens wide, so one program serves texts of any length up to it."""
+  def logprobs(self, params, texts: list[str], width: int, rows_per_call: int = 512,
+               prompts: list[str] | None = None):
+    """([N] total log-probability, [N] tokens) of each text under one model, EOS included,
+    each after its prompt (default: none); every call is `width` tokens wide, so one
+    program serves texts of any length up to it."""
     step = self.compiled("logprobs", lambda: sharding.data_parallel(
         functools.partial(train_lib.sequence_logprobs, self.graphdef), self.mesh,
         in_specs=(P(), P(sharding.DATA)), out_specs=(P(sharding.DATA), P(sharding.DATA))))
     if not texts:
       return np.zeros(0), np.zeros(0)
-    batch = data.make_batch(self.tok, [""] * len(texts), list(texts), width)
+    prompts = [""] * len(texts) if prompts is None else list(prompts)
+    batch = data.make_batch(self.tok, prompts, list(texts), width)
     return sharding.map_rows(lambda rows: step(params, rows), batch, self.mesh, rows_per_call)

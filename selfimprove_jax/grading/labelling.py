@@ -22,7 +22,8 @@ from selfimprove_jax.core import data, sampling
 from selfimprove_jax.core import mixture as mixture_lib
 from selfimprove_jax.core.mixture import Example, Source
 from selfimprove_jax.core.train import member
-from selfimprove_jax.grading import evaluate, filtering, judge, label_truth, report, scoring
+from selfimprove_jax.grading import evaluate, filtering, judge, label_truth, report, round_trip
+from selfimprove_jax.grading import scoring
 from selfimprove_jax.grading import ratings as ratings_lib
 from selfimprove_jax.grading.curriculum import Curriculum, gate_passes
 from selfimprove_jax.grading.tasks import Problem, Task
@@ -31,7 +32,7 @@ from selfimprove_jax.grading.tasks import Problem, Task
 _LABEL_METRICS = ("score_auc", "injected", "judge_auc", "judge_precision", "judge_recall",
                   "judge_lessons", "judge_lesson_precision", "judge_lessons_by_origin",
                   "judge_threshold", "judge_heldout_auc", "judge_heldout_precision",
-                  "judge_questions", "feedback_rated", "kept_by_source")
+                  "judge_questions", "round_trip_auc", "feedback_rated", "kept_by_source")
 # Generation 0's lessons from the models' own answers (judge.lessons="own_answers").
 OWN_ANSWERS = "generations/000/judge.jsonl"
 # The models' answers to the same problems after generation 0's step s (judge.early_steps).
@@ -271,8 +272,10 @@ class TaskMode:
     seconds["sample"] = time.perf_counter() - tic
     tic = time.perf_counter()
     p_yes, threshold, lessons = None, cfg.filter.threshold, None
+    p_back = (round_trip.probabilities(setup.devices, self.task, params, cands)
+              if "round_trip" in scoring.parse(cfg.scorer) else None)
     # The stages other than the judge, where the judge is weighed against them.
-    rest = (self._other_scores(setup, problems, cands) if self.judging and (
+    rest = (self._other_scores(setup, problems, cands, p_back) if self.judging and (
         cfg.judge.later == "settled" or cfg.judge.combine != "product") else None)
     if self.judging and cfg.judge.later == "settled":
       settled = filtering.select(rest, threshold, "best")
@@ -295,7 +298,7 @@ class TaskMode:
       stats["judge_threshold"] = bar
     else:
       # Only `verifier` receives the problems: make_scorer hands them to nobody else.
-      scores = scoring.make_scorer(cfg.scorer, self.task, problems, p_yes)(cands)
+      scores = scoring.make_scorer(cfg.scorer, self.task, problems, p_yes, p_back)(cands)
     source = np.full(cands.shape, "self", object)
     if self.ratings:
       has_self = any(n != "feedback" for n in scoring.parse(cfg.scorer))
@@ -310,7 +313,7 @@ class TaskMode:
     if self.judging and cfg.judge.combine != "product":  # or at its own bar (inf: none reached)
       judge_bar = np.inf if bar is None else bar
     rows, filter_stats = self.filter(setup, g, problems, cands, scores, source, rng, p_yes,
-                                     threshold, judge_bar)
+                                     threshold, judge_bar, p_back)
     seconds["filter"] = time.perf_counter() - tic
     if self.ratings:
       filter_stats["kept_by_source"] = {s: sum(r["kept"] and r["score_source"] == s for r in rows)
@@ -338,11 +341,11 @@ class TaskMode:
       return []
     return settled
 
-  def _other_scores(self, setup, problems, cands: scoring.Candidates) -> np.ndarray:
+  def _other_scores(self, setup, problems, cands: scoring.Candidates, p_back) -> np.ndarray:
     """[N, K] the scorer's stages other than the self-judge (every valid answer 1 if none)."""
     others = [n for n in scoring.parse(setup.config.scorer) if n != "self_judge"]
-    return (scoring.make_scorer(",".join(others), self.task, problems)(cands) if others
-            else cands.initially_valid().astype(float))
+    return (scoring.make_scorer(",".join(others), self.task, problems, p_back=p_back)(cands)
+            if others else cands.initially_valid().astype(float))
 
   def forms(self, setup, problem) -> list[str]:
     """The prompts a problem is asked as: itself, then in each of its task's equivalent
@@ -382,11 +385,13 @@ class TaskMode:
     return problems, cands, out.token_stats()
 
   def filter(self, setup, g: int, problems, cands: scoring.Candidates, scores, source,
-             rng, p_yes=None, threshold: float | None = None, judge_bar: float | None = None):
+             rng, p_yes=None, threshold: float | None = None, judge_bar: float | None = None,
+             p_back=None):
     """Kept labels, plus what ground truth says about them (measurement only).
 
     `source` [N, K] says where each score came from; `p_yes` [N, K] holds the
-    self-judge's verdicts (None without it), recorded with each row. Scores of at
+    self-judge's verdicts and `p_back` the round trip's (None without them), recorded
+    with each row. Scores of at
     least `threshold` (default filter.threshold) pass; the judge's own precision is
     measured at `judge_bar` (default filter.threshold).
     """
@@ -413,6 +418,8 @@ class TaskMode:
                          kept=bool(kept[i, j]), correct=bool(correct[i, j])))
         if p_yes is not None:
           rows[-1]["judge"] = round(float(p_yes[i, j]), 6)
+        if p_back is not None:
+          rows[-1]["round_trip"] = round(float(p_back[i, j]), 6)
     noise = setup.config.noise
     injected = label_truth.inject_errors(self.task, problems, rows, noise.fraction, rng) if (
         g == noise.generation and noise.fraction > 0) else 0
@@ -420,4 +427,6 @@ class TaskMode:
     if p_yes is not None:
       bar = cfg.threshold if judge_bar is None else judge_bar
       stats |= judge.quality(p_yes[valid], correct[valid], bar)
+    if p_back is not None:
+      stats["round_trip_auc"] = scoring.auc(p_back[valid], correct[valid])
     return rows, stats

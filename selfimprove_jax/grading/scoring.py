@@ -13,6 +13,8 @@ label.
   confidence     the model's own mean token probability, exp(mean log p)
   length         1 if the answer length is plausible for the operands (Lee et al.), else 0
   self_judge     the model's own P("y") when asked whether the answer is right (judge.py)
+  round_trip     the model's own probability of getting the prompt back when asked the
+                 inverse question of its answer (round_trip.py; reversal and copy)
   verifier       1 if the task's ground-truth check passes: "the paths that work"
   feedback       users' ratings, blended into the other scores (feedback.py)
 
@@ -85,6 +87,11 @@ def self_judge(p_yes: np.ndarray) -> Scorer:
   return lambda cands, valid: np.where(valid, p_yes, 0.0)
 
 
+def round_trip(p_back: np.ndarray) -> Scorer:
+  """The round trip's probabilities [N, K], computed beforehand (they need the model)."""
+  return lambda cands, valid: np.where(valid, p_back, 0.0)
+
+
 def length(task: Task) -> Scorer:
   def score(cands: Candidates, valid: np.ndarray) -> np.ndarray:
     out = np.zeros(cands.shape)
@@ -107,7 +114,8 @@ def verifier(task: Task, problems) -> Scorer:
   return score
 
 
-SCORERS = ("none", "majority_vote", "confidence", "length", "self_judge", "verifier", "feedback")
+SCORERS = ("none", "majority_vote", "confidence", "length", "self_judge", "round_trip",
+           "verifier", "feedback")
 
 
 def parse(spec: str) -> list[str]:
@@ -118,13 +126,13 @@ def parse(spec: str) -> list[str]:
   return names
 
 
-def make_scorer(spec: str, task: Task, problems=None,
-                p_yes: np.ndarray | None = None) -> Callable[[Candidates], np.ndarray]:
+def make_scorer(spec: str, task: Task, problems=None, p_yes: np.ndarray | None = None,
+                p_back: np.ndarray | None = None) -> Callable[[Candidates], np.ndarray]:
   """The composed scorer named by `spec` (its stages other than `feedback`).
 
   `problems` (ground truth) goes to `verifier` only; `p_yes` [N, K] holds the
-  self-judge's verdicts. With no stage but `feedback`, every valid completion
-  scores 0 until a rating says otherwise.
+  self-judge's verdicts, `p_back` [N, K] the round trip's probabilities. With no
+  stage but `feedback`, every valid completion scores 0 until a rating says otherwise.
   """
   stages = []
   for name in parse(spec):
@@ -136,6 +144,10 @@ def make_scorer(spec: str, task: Task, problems=None,
       if p_yes is None:
         raise ValueError("scorer 'self_judge' needs the judge's verdicts")
       stages.append(self_judge(p_yes))
+    elif name == "round_trip":
+      if p_back is None:
+        raise ValueError("scorer 'round_trip' needs the round trip's probabilities")
+      stages.append(round_trip(p_back))
     elif name == "length":
       stages.append(length(task))
     elif name != "feedback":

@@ -173,6 +173,15 @@ def _solve_reversal(prompt):
   return s[::-1], len(s)
 
 
+def _inverse_of(form: str):
+  """The inverse question of a task that is its own inverse up to `form`: the answer asked
+  back in the same form ("abc>" answered "cba" asks "cba>"), whose right answer is the
+  prompt's string."""
+  def inverse(prompt, answer):
+    return form.format(answer), prompt[:-1]
+  return inverse
+
+
 def _same_length(prompt):
   return len(prompt) - 1, len(prompt) - 1
 
@@ -193,6 +202,9 @@ class Task:
   # Other prompts with the same answer, by name (a+b as b+a: "swapped"), each read off
   # the prompt alone.
   _equivalents: dict[str, Callable[[str], str]] = dataclasses.field(default_factory=dict)
+  # (prompt, answer) -> (the inverse question, the answer it must get back), for tasks
+  # whose inverse is a task of their own (None: none). The `round_trip` scorer asks it.
+  _inverse: Callable[[str, str], tuple[str, str]] | None = None
 
   def generate(self, rng: np.random.Generator, difficulty: int) -> Problem:
     return self._problem(self._make, rng, difficulty)
@@ -231,6 +243,17 @@ class Task:
     """The prompt in each named form: other prompts whose right answer is this prompt's. A
     model that answers them differently is wrong on at least one, with no answer looked at."""
     return [self._equivalents[f](prompt) for f in forms]
+
+  @property
+  def has_inverse(self) -> bool:
+    return self._inverse is not None
+
+  def inverse(self, prompt: str, answer: str) -> tuple[str, str]:
+    """The question that asks `answer` back, and what it must answer if `answer` is right:
+    built from the prompt and the answer alone, never from ground truth."""
+    if self._inverse is None:
+      raise ValueError(f"task {self.name!r} has no inverse question")
+    return self._inverse(prompt, answer)
 
   def answer_lengths(self, prompt: str) -> tuple[int, int]:
     """(shortest, longest) answer the prompt allows, from the prompt alone."""
@@ -274,8 +297,9 @@ TASKS = {t.name: t for t in (
     Task("addition", _addition, _sum_lengths, _solve_addition, _DIGITS,
          _equivalents=dict(swapped=_swapped_addends, shifted=_shifted_addends(reverse=False))),
     Task("multiplication", _multiplication, _product_lengths, _solve_multiplication, _DIGITS),
-    Task("copy", _copy, _same_length, _solve_copy, _ALPHA),
-    Task("reversal", _reversal, _same_length, _solve_reversal, _ALPHA),
+    Task("copy", _copy, _same_length, _solve_copy, _ALPHA, _inverse=_inverse_of("{}=")),
+    Task("reversal", _reversal, _same_length, _solve_reversal, _ALPHA,
+         _inverse=_inverse_of("{}>")),
 )}
 
 

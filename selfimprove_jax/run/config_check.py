@@ -149,6 +149,9 @@ def _check_task(config: ml_collections.ConfigDict) -> None:
   task = get_task(config.task)
   task.parse_forms(config.sample.equivalents)
   names = scoring.parse(config.scorer)
+  if "round_trip" in names and not task.has_inverse:
+    raise ValueError(f"scorer 'round_trip' asks each answer's inverse question, and task "
+                     f"{config.task!r} has none; it takes task 'reversal' or 'copy'")
   if ("feedback" in names) != bool(config.feedback.file):
     raise ValueError("scorer 'feedback' and feedback.file go together: name a ratings file "
                      "with --config.feedback.file=PATH and add 'feedback' to the scorer, or neither")
