@@ -190,6 +190,15 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   # its verdicts on the held-out lessons are this precise (0: the bar is 0.5).
   c.judge.precision = 0.0
 
+  c.round_trip = ml_collections.ConfigDict()
+  # scorer "round_trip": how the model's probability of getting the prompt back from its
+  # answer combines with the other stages: "product" (one more factor, one threshold),
+  # "gate" (each against its own bar, both must pass) or "either" (the other stages
+  # passing filter.threshold or the round trip passing round_trip.threshold keeps an
+  # answer the length filter did not veto).
+  c.round_trip.combine = "product"
+  c.round_trip.threshold = 0.5
+
   c.feedback = ml_collections.ConfigDict()
   # scorer "feedback": a JSON-lines file of users' {prompt, completion, rating}
   # (feedback.py); "" for none.

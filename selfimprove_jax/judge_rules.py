@@ -30,6 +30,7 @@ from absl import app, flags
 from selfimprove_jax.base import display
 from selfimprove_jax.base.errors import UserError
 from selfimprove_jax.grading import scoring
+from selfimprove_jax.run import experiment
 from selfimprove_jax.run import workdir as workdir_lib
 
 FLAGS = flags.FLAGS
@@ -71,7 +72,7 @@ def read_run(path: Path) -> tuple[dict, list[dict], dict[int, list[Answer]]]:
   the length filter."""
   if not (path / "config.json").exists():
     raise UserError(f"--workdir {path} holds no run (no config.json)")
-  config = json.loads((path / "config.json").read_text())
+  config = experiment.saved_config(path).to_dict()
   if "self_judge" not in config["scorer"].split(","):
     raise UserError(f"--workdir {path}: its scorer {config['scorer']!r} has no self_judge stage")
   metrics = [json.loads(line) for line in (path / "metrics.jsonl").open()]

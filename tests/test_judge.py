@@ -268,37 +268,6 @@ def test_consensus_lessons_are_what_the_vote_settled_and_never_read_the_truth():
     assert judge.consensus_examples(TASK, other, 4, np.random.default_rng(0), 2) == lessons
 
 
-def test_combine_measures_each_grader_against_its_own_bar():
-  others = np.array([[0.75, 0.25, 0.0, 0.5]])  # the vote's shares; the third was vetoed
-  p_yes = np.array([[0.2, 0.9, 0.99, 0.45]])
-  gate = judge.combine("gate", others, 0.5, p_yes, 0.9)
-  either = judge.combine("either", others, 0.5, p_yes, 0.9)
-  np.testing.assert_allclose(gate, [[0.2 / 0.9, 0.5, 0.0, 0.5]])
-  np.testing.assert_allclose(either, [[1.5, 1.0, 0.0, 1.0]])
-  assert (gate >= 1).sum() == 0 and (either >= 1).tolist() == [[True, True, False, True]]
-  # No calibrated bar: the judge passes nothing, so `either` is the vote alone.
-  np.testing.assert_allclose(judge.combine("either", others, 0.5, p_yes, None),
-                             [[1.5, 0.5, 0.0, 1.0]])
-  with pytest.raises(ValueError, match="judge.combine must be one of"):
-    judge.combine("product", others, 0.5, p_yes, 0.9)
-
-
-def test_weighted_evidence_lets_a_sure_judge_make_up_for_a_vote_a_little_short():
-  others = np.array([[0.4, 0.4, 0.1, 0.0, 0.75]])  # vote shares against a bar of 0.5
-  p_yes = np.array([[0.9, 0.5, 0.99, 0.99, 0.4]])  # against a bar of 0.6
-  got = judge.combine("weighted", others, 0.5, p_yes, 0.6)
-  # sqrt(0.8 * 1.5), sqrt(0.8 * 0.833), sqrt(0.2 * 1.65), vetoed, sqrt(1.5 * 0.667)
-  np.testing.assert_allclose(got, [[1.2 ** 0.5, (0.8 * 0.5 / 0.6) ** 0.5, 0.33 ** 0.5, 0.0, 1.0]])
-  assert (got >= 1 - 1e-12).tolist() == [[True, False, False, False, True]]
-  # The judge's share decides how far it can carry the vote: none, or all of it.
-  np.testing.assert_allclose(judge.combine("weighted", others, 0.5, p_yes, 0.6, weight=0.0),
-                             others / 0.5)
-  np.testing.assert_allclose(judge.combine("weighted", others, 0.5, p_yes, 0.6, weight=1.0),
-                             np.where(others > 0, p_yes / 0.6, 0.0))
-  # No calibrated bar: the judge's evidence is nothing, and nothing passes.
-  assert not judge.combine("weighted", others, 0.5, p_yes, None).any()
-
-
 def test_a_short_run_judges_with_lessons_from_its_own_answers(tmp_path):
   import json
 

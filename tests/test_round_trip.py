@@ -99,3 +99,41 @@ def test_a_short_run_of_one_model_grades_by_its_round_trip(tmp_path):
     if len(kept) == 1:
       assert kept[0]["score"] == max(r["score"] for r in group) > 0
   assert gen1["kept"] == sum(r["kept"] for r in examples) > 0
+
+
+def test_either_keeps_what_the_vote_or_the_round_trip_passes_each_at_its_own_bar(tmp_path):
+  from selfimprove_jax.run import loop
+  from test_loop import tiny
+  config = tiny(**{"scorer": "length,majority_vote,round_trip", "task": "reversal",
+                   "generations": 1, "data.max_difficulty": 1, "eval.max_difficulty": 2,
+                   "filter.threshold": 0.5, "round_trip.combine": "either",
+                   "round_trip.threshold": 1e-4})
+  history = loop.run(config, str(tmp_path))
+  examples = [json.loads(x) for x in (tmp_path / "generations/001/examples.jsonl").open()]
+  k = config.ensemble_size * config.sample.samples_per_prompt
+  for r in examples:
+    if r["votes"] == 0 or len(r["completion"]) != r["difficulty"]:  # cut off, empty, or
+      # refused by the length filter: a veto
+      assert r["score"] == 0.0 and not r["kept"]
+    else:  # each grader in units of its own bar, the stronger counting
+      assert r["score"] == pytest.approx(max(r["votes"] / k / 0.5, r["round_trip"] / 1e-4),
+                                         abs=0.011)  # rows round to 6 decimals
+  kept = [r for r in examples if r["kept"]]
+  assert kept and all(r["votes"] / k >= 0.5 or r["round_trip"] >= 1e-4 - 1e-6
+                      for r in kept)
+  assert any(r["votes"] / k < 0.5 for r in kept)  # the round trip let in what the vote did not
+  assert history[1]["kept"] == len(kept)
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"round_trip.combine": "both"}, "round_trip.combine must be one of"),
+    ({"round_trip.threshold": 0.0}, "round_trip.threshold"),
+    ({"scorer": "length,self_judge,round_trip", "judge.combine": "either",
+      "round_trip.combine": "either"}, "set one of them to 'product'"),
+])
+def test_bad_round_trip_settings_are_refused_naming_the_field(overrides, message):
+  from selfimprove_jax.run import config_check
+  from test_loop import tiny
+  config = tiny(**{"scorer": "length,round_trip", "task": "reversal"} | overrides)
+  with pytest.raises(ValueError, match=message):
+    config_check.check(config, mesh=None)

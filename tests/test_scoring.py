@@ -109,3 +109,34 @@ def test_auc_is_the_chance_a_right_answer_outscores_a_wrong_one(scores, labels, 
 
 def test_auc_needs_both_kinds():
   assert scoring.auc(np.array([0.3, 0.4]), np.array([1, 1])) is None
+
+
+def test_combine_measures_each_grader_against_its_own_bar():
+  others = np.array([[0.75, 0.25, 0.0, 0.5]])  # the vote's shares; the third was vetoed
+  p_yes = np.array([[0.2, 0.9, 0.99, 0.45]])
+  gate = scoring.combine("gate", others, 0.5, p_yes, 0.9)
+  either = scoring.combine("either", others, 0.5, p_yes, 0.9)
+  np.testing.assert_allclose(gate, [[0.2 / 0.9, 0.5, 0.0, 0.5]])
+  np.testing.assert_allclose(either, [[1.5, 1.0, 0.0, 1.0]])
+  assert (gate >= 1).sum() == 0 and (either >= 1).tolist() == [[True, True, False, True]]
+  # No calibrated bar: the judge passes nothing, so `either` is the vote alone.
+  np.testing.assert_allclose(scoring.combine("either", others, 0.5, p_yes, None),
+                             [[1.5, 0.5, 0.0, 1.0]])
+  with pytest.raises(ValueError, match="combine must be one of"):
+    scoring.combine("product", others, 0.5, p_yes, 0.9)
+
+
+def test_weighted_evidence_lets_a_sure_judge_make_up_for_a_vote_a_little_short():
+  others = np.array([[0.4, 0.4, 0.1, 0.0, 0.75]])  # vote shares against a bar of 0.5
+  p_yes = np.array([[0.9, 0.5, 0.99, 0.99, 0.4]])  # against a bar of 0.6
+  got = scoring.combine("weighted", others, 0.5, p_yes, 0.6)
+  # sqrt(0.8 * 1.5), sqrt(0.8 * 0.833), sqrt(0.2 * 1.65), vetoed, sqrt(1.5 * 0.667)
+  np.testing.assert_allclose(got, [[1.2 ** 0.5, (0.8 * 0.5 / 0.6) ** 0.5, 0.33 ** 0.5, 0.0, 1.0]])
+  assert (got >= 1 - 1e-12).tolist() == [[True, False, False, False, True]]
+  # The judge's share decides how far it can carry the vote: none, or all of it.
+  np.testing.assert_allclose(scoring.combine("weighted", others, 0.5, p_yes, 0.6, weight=0.0),
+                             others / 0.5)
+  np.testing.assert_allclose(scoring.combine("weighted", others, 0.5, p_yes, 0.6, weight=1.0),
+                             np.where(others > 0, p_yes / 0.6, 0.0))
+  # No calibrated bar: the judge's evidence is nothing, and nothing passes.
+  assert not scoring.combine("weighted", others, 0.5, p_yes, None).any()

@@ -226,32 +226,7 @@ def _verdict_lessons(task: Task, yes: list[dict], no: list[dict], origins: tuple
           for r in lessons]
 
 
-COMBINE = ("product", "gate", "either", "weighted")
-
-
-def combine(how: str, others: np.ndarray, threshold: float, p_yes: np.ndarray,
-            judge_threshold: float | None, weight: float = 0.5) -> np.ndarray:
-  """[N, K] scores of the other stages and the judge's verdicts -> scores kept at >= 1.
-
-  Each grader is measured against its own bar: the others' score in units of
-  `threshold` (any score > 0 passes a bar of 0), the judge's in units of
-  `judge_threshold` (None: no threshold reached the target precision, so the judge
-  passes nothing). `gate` needs both to pass (the weaker decides), `either` one (the
-  stronger), `weighted` their geometric mean with the judge's share `weight` (in
-  logs: a weighted sum of how far each is above or below its bar). An answer the
-  other stages scored 0 (the length filter, an unfinished answer) stays 0: the
-  judge never overrides a veto.
-  """
-  if how not in ("gate", "either", "weighted"):
-    raise ValueError(f"judge.combine must be one of {list(COMBINE)}, got {how!r}")
-  alive = others > 0
-  mine = np.where(alive, others / threshold, 0.0) if threshold > 0 else alive.astype(float)
-  judged = p_yes / judge_threshold if judge_threshold else np.zeros_like(p_yes)
-  if how == "weighted":
-    both = lambda a, b: a ** (1.0 - weight) * b ** weight
-  else:
-    both = np.minimum if how == "gate" else np.maximum
-  return np.where(alive, both(mine, judged), 0.0)
+COMBINE = ("product",) + scoring.COMBINE  # scoring.combine's ways, or one more factor
 
 
 def self_examples(task: Task, rows: list[dict], threshold: float, rng: np.random.Generator,

@@ -275,7 +275,7 @@ class TaskMode:
     p_back = (round_trip.probabilities(setup.devices, self.task, params, cands)
               if "round_trip" in scoring.parse(cfg.scorer) else None)
     # The stages other than the judge, where the judge is weighed against them.
-    rest = (self._other_scores(setup, problems, cands, p_back) if self.judging and (
+    rest = (self._other_scores(setup, problems, cands, "self_judge", p_back) if self.judging and (
         cfg.judge.later == "settled" or cfg.judge.combine != "product") else None)
     if self.judging and cfg.judge.later == "settled":
       settled = filtering.select(rest, threshold, "best")
@@ -293,9 +293,15 @@ class TaskMode:
     if self.judging and cfg.judge.combine != "product":
       # Each grader against its own bar: the other stages' against filter.threshold,
       # the judge's against its calibrated one; kept from 1 on.
-      scores, threshold = judge.combine(cfg.judge.combine, rest, cfg.filter.threshold, p_yes,
-                                        bar, cfg.judge.weight), 1.0
+      scores, threshold = scoring.combine(cfg.judge.combine, rest, cfg.filter.threshold, p_yes,
+                                          bar, cfg.judge.weight), 1.0
       stats["judge_threshold"] = bar
+    elif p_back is not None and cfg.round_trip.combine != "product":
+      # The other stages against filter.threshold, the round trip against its own bar.
+      scores, threshold = scoring.combine(
+          cfg.round_trip.combine,
+          self._other_scores(setup, problems, cands, "round_trip", p_yes=p_yes),
+          cfg.filter.threshold, p_back, cfg.round_trip.threshold), 1.0
     else:
       # Only `verifier` receives the problems: make_scorer hands them to nobody else.
       scores = scoring.make_scorer(cfg.scorer, self.task, problems, p_yes, p_back)(cands)
@@ -341,10 +347,11 @@ class TaskMode:
       return []
     return settled
 
-  def _other_scores(self, setup, problems, cands: scoring.Candidates, p_back) -> np.ndarray:
-    """[N, K] the scorer's stages other than the self-judge (every valid answer 1 if none)."""
-    others = [n for n in scoring.parse(setup.config.scorer) if n != "self_judge"]
-    return (scoring.make_scorer(",".join(others), self.task, problems, p_back=p_back)(cands)
+  def _other_scores(self, setup, problems, cands: scoring.Candidates, without: str,
+                    p_yes=None, p_back=None) -> np.ndarray:
+    """[N, K] the scorer's stages other than `without` (every valid answer 1 if none)."""
+    others = [n for n in scoring.parse(setup.config.scorer) if n != without]
+    return (scoring.make_scorer(",".join(others), self.task, problems, p_yes, p_back)(cands)
             if others else cands.initially_valid().astype(float))
 
   def forms(self, setup, problem) -> list[str]:

@@ -167,6 +167,35 @@ def compose(cands: Candidates, stages: Sequence[Scorer]) -> np.ndarray:
   return np.where(valid, score, 0.0)
 
 
+COMBINE = ("gate", "either", "weighted")
+
+
+def combine(how: str, others: np.ndarray, threshold: float, grader: np.ndarray,
+            grader_threshold: float | None, weight: float = 0.5) -> np.ndarray:
+  """[N, K] scores of the other stages and one grader's (the self-judge's, the round
+  trip's) -> scores kept at >= 1.
+
+  Each is measured against its own bar: the others' score in units of `threshold`
+  (any score > 0 passes a bar of 0), the grader's in units of `grader_threshold`
+  (None: no threshold reached the target precision, so the grader passes nothing).
+  `gate` needs both to pass (the weaker decides), `either` one (the stronger),
+  `weighted` their geometric mean with the grader's share `weight` (in logs: a
+  weighted sum of how far each is above or below its bar). An answer the other
+  stages scored 0 (the length filter, an unfinished answer) stays 0: the grader
+  never overrides a veto.
+  """
+  if how not in COMBINE:
+    raise ValueError(f"combine must be one of {list(COMBINE)}, got {how!r}")
+  alive = others > 0
+  mine = np.where(alive, others / threshold, 0.0) if threshold > 0 else alive.astype(float)
+  graded = grader / grader_threshold if grader_threshold else np.zeros_like(grader)
+  if how == "weighted":
+    both = lambda a, b: a ** (1.0 - weight) * b ** weight
+  else:
+    both = np.minimum if how == "gate" else np.maximum
+  return np.where(alive, both(mine, graded), 0.0)
+
+
 def self_consistency(cands: Candidates) -> float:
   """Mean over prompts of the largest share of samples agreeing on one answer (no ground truth)."""
   return float(np.mean(np.max(majority_vote(cands, cands.initially_valid()), axis=1)))

@@ -23,6 +23,7 @@ OPTIMIZER_MOMENTS = ("fresh", "carried")
 JUDGE_LESSONS = ("near_miss", "own_answers")
 JUDGE_LATER = ("self", "frozen", "consensus", "settled")
 JUDGE_WEIGHTS = ("shared", "separate")
+ROUND_TRIP_COMBINE = ("product", "gate", "either")
 MODES = ("task", "lm")
 
 
@@ -59,6 +60,8 @@ _FIELDS = {
              "judge.weight": _R("[0, 1]"), "judge.later_steps": _I(0),
              "judge.early_steps": _STR,
              "judge.precision": _R("[0, 1)"), "judge.weights": OneOf(JUDGE_WEIGHTS),
+             "round_trip.combine": OneOf(ROUND_TRIP_COMBINE),
+             "round_trip.threshold": _R("(0, 1]"),
              "feedback.file": _STR, "feedback.weight": _R("[0, 1]"),
              "noise.generation": _I(0), "noise.fraction": _R("[0, 1]")},
     "lm": {"lm.source": _STR, "lm.text_feature": _STR, "lm.train_split": _STR,
@@ -152,6 +155,10 @@ def _check_task(config: ml_collections.ConfigDict) -> None:
   if "round_trip" in names and not task.has_inverse:
     raise ValueError(f"scorer 'round_trip' asks each answer's inverse question, and task "
                      f"{config.task!r} has none; it takes task 'reversal' or 'copy'")
+  if ("self_judge" in names and "round_trip" in names and config.judge.combine != "product"
+      and config.round_trip.combine != "product"):
+    raise ValueError("judge.combine and round_trip.combine each weigh one grader against the "
+                     "other stages: set one of them to 'product'")
   if ("feedback" in names) != bool(config.feedback.file):
     raise ValueError("scorer 'feedback' and feedback.file go together: name a ratings file "
                      "with --config.feedback.file=PATH and add 'feedback' to the scorer, or neither")

@@ -60,6 +60,16 @@ def _resolved(flat: dict) -> dict:
   return out
 
 
+def saved_config(workdir: Path) -> ml_collections.ConfigDict:
+  """The config a run saved (config.json) over the defaults: a field added since the run
+  began reads as its default, which keeps the behaviour the run had before it existed."""
+  def merged(defaults: dict, saved: dict) -> dict:
+    return defaults | {k: merged(defaults[k], v) if isinstance(v, dict)
+                       and isinstance(defaults.get(k), dict) else v for k, v in saved.items()}
+  defaults = json.loads(config_files.load("default").to_json_best_effort())
+  return ml_collections.ConfigDict(merged(defaults, files.read_json(workdir / "config.json")))
+
+
 def refuse_other_experiment(config: ml_collections.ConfigDict, workdir: Path) -> None:
   """A workdir holds one experiment: resuming it with other settings is refused (read only)."""
   path = workdir / "config.json"
