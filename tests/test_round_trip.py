@@ -83,6 +83,9 @@ def test_a_short_run_of_one_model_grades_by_its_round_trip(tmp_path):
   gen1 = history[1]
   assert gen1["round_trip_auc"] is None or 0 <= gen1["round_trip_auc"] <= 1
   examples = [json.loads(x) for x in (tmp_path / "generations/001/examples.jsonl").open()]
+  # Each distinct finished answer asked once (two problems may share a prompt).
+  assert gen1["round_trip_questions"] == len({(r["prompt"], r["completion"]) for r in examples
+                                              if r["finished"] and r["completion"]})
   assert examples and all("round_trip" in r for r in examples)
   for r in examples:  # every score is the round trip's, or 0 from the length filter
     if r["finished"] and r["completion"]:

@@ -278,13 +278,9 @@ def p_yes(devices, params, prompts, completions, rows_per_call: int = 1024) -> n
 
 def verdicts(devices, params, cands: scoring.Candidates) -> np.ndarray:
   """[N, K] P("y") for every valid candidate (0 for the rest), each distinct answer judged once."""
-  valid = cands.initially_valid()
-  pairs = sorted({(cands.prompts[i], cands.completions[i][j]) for i, j in zip(*np.nonzero(valid))})
-  judged = dict(zip(pairs, p_yes(devices, params, [p for p, _ in pairs], [c for _, c in pairs])))
-  out = np.zeros(cands.shape)
-  for i, j in zip(*np.nonzero(valid)):
-    out[i, j] = judged[cands.prompts[i], cands.completions[i][j]]
-  return out
+  pairs = cands.distinct_answers()
+  return cands.spread(dict(zip(pairs, p_yes(devices, params, [p for p, _ in pairs],
+                                            [c for _, c in pairs]))))
 
 
 def quality(p: np.ndarray, correct: np.ndarray, threshold: float) -> dict:

@@ -32,7 +32,8 @@ from selfimprove_jax.grading.tasks import Problem, Task
 _LABEL_METRICS = ("score_auc", "injected", "judge_auc", "judge_precision", "judge_recall",
                   "judge_lessons", "judge_lesson_precision", "judge_lessons_by_origin",
                   "judge_threshold", "judge_heldout_auc", "judge_heldout_precision",
-                  "judge_questions", "round_trip_auc", "feedback_rated", "kept_by_source")
+                  "judge_questions", "round_trip_auc", "round_trip_questions",
+                  "feedback_rated", "kept_by_source")
 # Generation 0's lessons from the models' own answers (judge.lessons="own_answers").
 OWN_ANSWERS = "generations/000/judge.jsonl"
 # The models' answers to the same problems after generation 0's step s (judge.early_steps).
@@ -272,8 +273,10 @@ class TaskMode:
     seconds["sample"] = time.perf_counter() - tic
     tic = time.perf_counter()
     p_yes, threshold, lessons = None, cfg.filter.threshold, None
-    p_back = (round_trip.probabilities(setup.devices, self.task, params, cands)
-              if "round_trip" in scoring.parse(cfg.scorer) else None)
+    p_back = None
+    if "round_trip" in scoring.parse(cfg.scorer):
+      p_back = round_trip.probabilities(setup.devices, self.task, params, cands)
+      stats["round_trip_questions"] = len(cands.distinct_answers())  # each asked once a member
     # The stages other than the judge, where the judge is weighed against them.
     rest = (self._other_scores(setup, problems, cands, "self_judge", p_back) if self.judging and (
         cfg.judge.later == "settled" or cfg.judge.combine != "product") else None)
@@ -287,9 +290,7 @@ class TaskMode:
       p_yes = judge.verdicts(setup.devices, judge_params, cands)
       bar, judge_stats = self.judge_threshold(setup, judge_params)
       stats |= judge_stats
-      stats["judge_questions"] = (stats.get("judge_questions", 0)
-                                  + len({(cands.prompts[i], cands.completions[i][j])
-                                         for i, j in zip(*np.nonzero(cands.initially_valid()))}))
+      stats["judge_questions"] = stats.get("judge_questions", 0) + len(cands.distinct_answers())
     if self.judging and cfg.judge.combine != "product":
       # Each grader against its own bar: the other stages' against filter.threshold,
       # the judge's against its calibrated one; kept from 1 on.

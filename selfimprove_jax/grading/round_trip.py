@@ -29,11 +29,9 @@ from selfimprove_jax.grading.tasks import Task
 def probabilities(devices, task: Task, params, cands: Candidates) -> np.ndarray:
   """[N, K] P(prompt back | the inverse question of the answer) for every valid candidate,
   averaged over the ensemble's members (0 for the rest); each distinct answer asked once."""
-  valid = cands.initially_valid()
-  pairs = sorted({(cands.prompts[i], cands.completions[i][j]) for i, j in zip(*np.nonzero(valid))})
-  out = np.zeros(cands.shape)
+  pairs = cands.distinct_answers()
   if not pairs:
-    return out
+    return np.zeros(cands.shape)
   questions, expected = zip(*(task.inverse(p, c) for p, c in pairs))
   longest = max(len(devices.tok.encode(q, bos=True)) + len(devices.tok.encode(e, eos=True))
                 for q, e in zip(questions, expected))
@@ -44,7 +42,4 @@ def probabilities(devices, task: Task, params, cands: Candidates) -> np.ndarray:
     logprob, _ = devices.logprobs(member(params, e), list(expected), width,
                                   prompts=list(questions))
     total += np.exp(np.minimum(np.asarray(logprob, np.float64), 0.0))
-  back = dict(zip(pairs, total / members))
-  for i, j in zip(*np.nonzero(valid)):
-    out[i, j] = back[cands.prompts[i], cands.completions[i][j]]
-  return out
+  return cands.spread(dict(zip(pairs, total / members)))

@@ -55,6 +55,19 @@ class Candidates:
     nonempty = np.array([[len(c) > 0 for c in row] for row in self.completions], bool)
     return self.finished & nonempty.reshape(self.shape)
 
+  def distinct_answers(self) -> list[tuple[str, str]]:
+    """Every distinct valid (prompt, completion), sorted: what a grader that runs the
+    model (the self-judge, the round trip) asks about once each."""
+    return sorted({(self.prompts[i], self.completions[i][j])
+                   for i, j in zip(*np.nonzero(self.initially_valid()))})
+
+  def spread(self, graded: dict) -> np.ndarray:
+    """[N, K] graded[(prompt, completion)] for every valid candidate, 0 for the rest."""
+    out = np.zeros(self.shape)
+    for i, j in zip(*np.nonzero(self.initially_valid())):
+      out[i, j] = graded[self.prompts[i], self.completions[i][j]]
+    return out
+
 
 Scorer = Callable[[Candidates, np.ndarray], np.ndarray]
 
