@@ -167,6 +167,17 @@ def test_a_field_added_since_a_run_began_is_no_difference_at_its_default(tmp_pat
     experiment.refuse_other_experiment(with_value("tiny", "train.pack", True), tmp_path)
 
 
+def test_a_saved_config_reads_fields_added_since_as_their_defaults(tmp_path):
+  saved = json.loads(with_value("tiny", "judge.combine", "either").to_json_best_effort())
+  del saved["round_trip"]  # as a workdir written before the round trip existed
+  del saved["judge"]["early_steps"]
+  (tmp_path / "config.json").write_text(json.dumps(saved))
+  config = experiment.saved_config(tmp_path)
+  assert config.round_trip.to_dict() == {"combine": "product", "threshold": 0.5}
+  assert config.judge.early_steps == "" and config.judge.combine == "either"  # what it saved
+  assert config.task == "reverse_addition" and config.ensemble_size == 2
+
+
 def test_a_run_from_before_forms_had_names_resumes_with_the_form_it_used(tmp_path):
   for old, same in ((True, "swapped"), (False, "")):
     saved = json.loads(with_value("tiny", "sample.equivalents", same).to_json_best_effort())
