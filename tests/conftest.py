@@ -80,3 +80,25 @@ def stop_at(monkeypatch):
         raise StopRun(f"stopped after generation {g}, step {step}")
     monkeypatch.setattr(training.Progress, "after_step", after_step)
   return arm
+
+
+@pytest.fixture(scope="session")
+def two_members(mesh8):
+  """Two differently seeded 1-layer models on the eight devices: `members` [(graphdef,
+  params)], their params stacked as an ensemble's, and the `Devices` that serve them."""
+  import types
+
+  import jax.numpy as jnp
+
+  from selfimprove_jax.core import model as model_lib
+  from selfimprove_jax.core.devices import Devices
+  from selfimprove_jax.core.tokenizer import CharTokenizer
+  tok = CharTokenizer()
+  cfg = model_lib.ModelConfig(vocab_size=tok.vocab_size, num_layers=1, embed_dim=16,
+                              num_heads=2, mlp_dim=32)
+  members = [model_lib.create(cfg, seed=s) for s in (0, 1)]
+  graphdef = members[0][0]
+  return types.SimpleNamespace(
+      tok=tok, graphdef=graphdef, members=members,
+      params=jax.tree.map(lambda *xs: jnp.stack(xs), *[p for _, p in members]),
+      devices=Devices(mesh8, graphdef, cfg, tok))

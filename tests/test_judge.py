@@ -8,9 +8,7 @@ import numpy as np
 import pytest
 
 from selfimprove_jax.core import model as model_lib
-from selfimprove_jax.core.devices import Devices
 from selfimprove_jax.core.mixture import Example, Source
-from selfimprove_jax.core.tokenizer import CharTokenizer
 from selfimprove_jax.grading import judge
 from selfimprove_jax.grading.tasks import get_task
 
@@ -88,14 +86,9 @@ def test_no_kept_label_means_no_lessons():
   assert judge.self_examples(TASK, rows(0, 4), 0.5, np.random.default_rng(0), 2) == []
 
 
-def test_p_yes_is_the_share_of_y_against_n_after_the_question(mesh8):
-  tok = CharTokenizer()
-  cfg = model_lib.ModelConfig(vocab_size=tok.vocab_size, num_layers=1, embed_dim=16,
-                              num_heads=2, mlp_dim=32)
-  members = [model_lib.create(cfg, seed=s) for s in (0, 1)]
-  graphdef = members[0][0]
-  params = jax.tree.map(lambda *xs: jnp.stack(xs), *[p for _, p in members])
-  devices = Devices(mesh8, graphdef, cfg, tok)
+def test_p_yes_is_the_share_of_y_against_n_after_the_question(two_members):
+  tok, graphdef, members = two_members.tok, two_members.graphdef, two_members.members
+  params, devices = two_members.params, two_members.devices
   prompts, answers = ["abc>", "x>", "hello>"] * 4, ["cba", "x", "ollehh"] * 4
   got = judge.p_yes(devices, params, prompts, answers, rows_per_call=8)  # two calls
   y, n = tok.encode("y")[0], tok.encode("n")[0]

@@ -9,8 +9,6 @@ import numpy as np
 import pytest
 
 from selfimprove_jax.core import model as model_lib
-from selfimprove_jax.core.devices import Devices
-from selfimprove_jax.core.tokenizer import CharTokenizer
 from selfimprove_jax.grading import round_trip, scoring
 from selfimprove_jax.grading.tasks import get_task
 
@@ -32,14 +30,9 @@ def candidates(prompts, completions, finished=None):
                             mean_logprob=np.zeros(finished.shape))
 
 
-def test_probabilities_are_each_members_chance_of_the_prompt_back_averaged(mesh8):
-  tok = CharTokenizer()
-  cfg = model_lib.ModelConfig(vocab_size=tok.vocab_size, num_layers=1, embed_dim=16,
-                              num_heads=2, mlp_dim=32)
-  members = [model_lib.create(cfg, seed=s) for s in (0, 1)]
-  graphdef = members[0][0]
-  params = jax.tree.map(lambda *xs: jnp.stack(xs), *[p for _, p in members])
-  devices = Devices(mesh8, graphdef, cfg, tok)
+def test_probabilities_are_each_members_chance_of_the_prompt_back_averaged(two_members):
+  tok, graphdef, members = two_members.tok, two_members.graphdef, two_members.members
+  params, devices = two_members.params, two_members.devices
   cands = candidates(["abc>", "hello>"], [["cba", "cbx", "cba"], ["olleh", "", "ollehh"]],
                      finished=np.array([[1, 1, 0], [1, 1, 1]], bool))
   got = round_trip.probabilities(devices, REVERSAL, params, cands)
