@@ -55,9 +55,12 @@ def test_verifier_is_the_only_scorer_that_sees_the_answers():
   c = cands(["1+2="], [["3", "4", "3"]])
   np.testing.assert_allclose(scoring.make_scorer("verifier", TASK, problems)(c), [[1, 0, 1]])
   # The self-scorers give the same scores with or without ground truth at hand.
-  for spec in ("majority_vote", "confidence", "length", "length,majority_vote"):
-    np.testing.assert_array_equal(scoring.make_scorer(spec, TASK, problems)(c),
-                                  scoring.make_scorer(spec, TASK)(c))
+  graded = np.array([[0.9, 0.2, 0.9]])  # the judge's and the round trip's, made beforehand
+  for spec in ("majority_vote", "confidence", "length", "length,majority_vote",
+               "self_judge", "round_trip", "length,majority_vote,round_trip"):
+    np.testing.assert_array_equal(
+        scoring.make_scorer(spec, TASK, problems, p_yes=graded, p_back=graded)(c),
+        scoring.make_scorer(spec, TASK, p_yes=graded, p_back=graded)(c))
   with pytest.raises(ValueError, match="needs the problems' ground truth"):
     scoring.make_scorer("verifier", TASK)
 
