@@ -16,17 +16,17 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from selfimprove_jax.base import files, preemption, progress
+from selfimprove_jax.base import preemption, progress
 from selfimprove_jax.base.modes import Labels
 from selfimprove_jax.core import data, sampling
 from selfimprove_jax.core import mixture as mixture_lib
 from selfimprove_jax.core.mixture import Example, Source
 from selfimprove_jax.core.train import member
-from selfimprove_jax.grading import evaluate, filtering, judge, label_truth, report, round_trip
-from selfimprove_jax.grading import scoring
+from selfimprove_jax.grading import evaluate, filtering, judge, judge_lessons, label_truth, report
+from selfimprove_jax.grading import round_trip, scoring
 from selfimprove_jax.grading import ratings as ratings_lib
 from selfimprove_jax.grading.curriculum import Curriculum, gate_passes
-from selfimprove_jax.grading.tasks import Problem, Task
+from selfimprove_jax.grading.tasks import Task
 
 # Labelling statistics copied into metrics.jsonl when a run produces them.
 _LABEL_METRICS = ("score_auc", "injected", "judge_auc", "judge_precision", "judge_recall",
@@ -34,15 +34,6 @@ _LABEL_METRICS = ("score_auc", "injected", "judge_auc", "judge_precision", "judg
                   "judge_threshold", "judge_heldout_auc", "judge_heldout_precision",
                   "judge_questions", "round_trip_auc", "round_trip_questions",
                   "feedback_rated", "kept_by_source")
-# Generation 0's lessons from the models' own answers (judge.lessons="own_answers").
-OWN_ANSWERS = "generations/000/judge.jsonl"
-# The models' answers to the same problems after generation 0's step s (judge.early_steps).
-EARLY_ANSWERS = "generations/000/judge_answers_step{step}.jsonl"
-_LESSON_FIELDS = dict(difficulty=int, prompt=str, completion=str, kept=bool, heldout=bool,
-                      origin=str, about=str, proposed=str)
-
-
-OWN_ANSWER_STAGE = 4  # folded into generation 0's key and rng for its own-answer lessons
 
 
 @dataclasses.dataclass(eq=False)
@@ -100,7 +91,7 @@ class TaskMode:
     """Generation 0's judge lessons, replayed."""
     if setup.config.judge.lessons == "near_miss":
       return judge.ground_truth_source(self.task, self.ground_truth, setup.config.seed)
-    return Source.from_list(OWN_ANSWERS, setup.workdir.read_labels(OWN_ANSWERS))
+    return judge_lessons.replayed(setup)
 
   def lessons_join_at(self, setup, g: int) -> int | None:
     """The step of generation g after which the models' own-answer lessons are made and
@@ -113,96 +104,24 @@ class TaskMode:
     """The steps of generation g after which the models' answers are sampled for the
     judge's own-answer lessons as well (judge.early_steps, generation 0 only)."""
     cfg = setup.config.judge
-    if g or not self.judging or cfg.lessons != "own_answers" or not cfg.early_steps:
+    if g or not self.judging or cfg.lessons != "own_answers":
       return ()
-    return tuple(int(s) for s in cfg.early_steps.split(","))
+    return judge_lessons.early_steps(cfg.early_steps)
 
   def own_answers(self, setup, params, key) -> tuple[Source, dict]:
-    """Generation 0's lessons from the models' own answers to training problems (made once
-    and written to OWN_ANSWERS, read back on a resume), and what they hold."""
-    path = setup.workdir.path / OWN_ANSWERS
-    if not path.exists():
-      setup.workdir.write_rows(OWN_ANSWERS, self._own_answer_rows(setup, params, key))
-    rows = files.read_jsonl(path, _LESSON_FIELDS)
-    trained = [r for r in rows if r["kept"]]
-    stats = dict(judge_lessons=len(trained), judge_lesson_precision=1.0 if trained else None,
-                 judge_lessons_by_origin={o: sum(r["origin"] == o for r in trained)
-                                          for o in ("right", "wrong", "early", "near_miss")})
-    return Source.from_list(OWN_ANSWERS, setup.workdir.read_labels(OWN_ANSWERS)), stats
+    """Generation 0's lessons from the models' own answers to training problems, and what
+    they hold (judge_lessons.py)."""
+    return judge_lessons.from_own_answers(setup, params, key, self.task, self.ground_truth,
+                               self.max_answer_tokens)
 
   def early_answers(self, setup, params, key, step: int) -> None:
-    """The models' answers after generation 0's step `step` to the problems of the
-    own-answer lessons, sampled as those are (its key folded with the step), written to
-    EARLY_ANSWERS once: a resume that passes the step again reads them back."""
-    relative = EARLY_ANSWERS.format(step=step)
-    if not (setup.workdir.path / relative).exists():
-      problems = self._own_answer_problems(setup)[1]
-      answers = self._answers(setup, params, jax.random.fold_in(key, step), problems)
-      setup.workdir.write_rows(relative, [dict(prompt=p.prompt, answers=a)
-                                          for p, a in zip(problems, answers)])
-
-  def _own_answer_problems(self, setup) -> tuple[np.random.Generator, list[Problem]]:
-    """judge.problems training problems, and the rng that chose them (which then holds
-    problems out and balances the lessons)."""
-    rng = np.random.default_rng([setup.config.seed, 0, OWN_ANSWER_STAGE])
-    chosen = np.sort(rng.choice(self.ground_truth.size,
-                                min(setup.config.judge.problems, self.ground_truth.size),
-                                replace=False))
-    return rng, [Problem(x.prompt, x.completion, x.difficulty)
-                 for x in self.ground_truth.get(chosen)]
-
-  def _answers(self, setup, params, key, problems) -> list[list[str]]:
-    """Every member's finished answers to each problem, one greedy and judge.samples - 1
-    at judge.temperature."""
-    cfg, devices = setup.config.judge, setup.devices
-    prompts = data.prompt_tokens(devices.tok, [p.prompt for p in problems])
-    answers = [[] for _ in problems]
-    width = self.max_answer_tokens(problems)
-    tempered = sampling.method_from_config(cfg.temperature)
-    for e in range(setup.config.ensemble_size):
-      for s in range(cfg.samples):
-        sampler = devices.sampler(sampling.Greedy() if s == 0 else tempered, width)
-        out = sampler.in_chunks(member(params, e), prompts,
-                                jax.random.fold_in(jax.random.fold_in(key, e), s),
-                                setup.config.sample.rows_per_call)
-        for given, tokens, done in zip(answers, out.tokens, out.done):
-          answer = devices.tok.decode(tokens)
-          if done and answer:
-            given.append(answer)
-    return answers
-
-  def _own_answer_rows(self, setup, params, key) -> list[dict]:
-    """The trained models' answers to the problems, with those made at judge.early_steps,
-    labelled by the task's checker (judge.own_answer_lessons)."""
-    rng, problems = self._own_answer_problems(setup)
-    early = [[] for _ in problems]
-    for step in self.early_answer_steps(setup, 0):
-      rows = files.read_jsonl(setup.workdir.path / EARLY_ANSWERS.format(step=step),
-                              dict(prompt=str, answers=list))
-      for given, row in zip(early, rows):
-        given += row["answers"]
-    return judge.own_answer_lessons(self.task, problems, self._answers(setup, params, key,
-                                                                       problems),
-                                    setup.config.judge.holdout, rng, early)
+    """The models' answers after generation 0's step `step`, for those lessons."""
+    judge_lessons.write_early(setup, params, key, step, self.ground_truth,
+                            self.max_answer_tokens)
 
   def judge_threshold(self, setup, params) -> tuple[float | None, dict]:
-    """The judge's bar for `gate` and `either`: set on generation 0's held-out own-answer
-    lessons for judge.precision when there are some (None if no threshold reaches it),
-    else 0.5; with what the held-out lessons measured."""
-    cfg = setup.config.judge
-    heldout = [r for r in files.read_jsonl(setup.workdir.path / OWN_ANSWERS, _LESSON_FIELDS)
-               if r["heldout"]] if cfg.lessons == "own_answers" else []
-    if not heldout:
-      return 0.5, {}
-    p = judge.p_yes(setup.devices, params, [r["about"] for r in heldout],
-                    [r["proposed"] for r in heldout])
-    right = np.array([r["completion"] == judge.YES for r in heldout])
-    threshold = judge.calibrate(p, right, cfg.precision) if cfg.precision else 0.5
-    passed = p >= (threshold if threshold is not None else np.inf)
-    return threshold, dict(
-        judge_threshold=threshold, judge_heldout_auc=scoring.auc(p, right),
-        judge_heldout_precision=float(right[passed].mean()) if passed.any() else None,
-        judge_questions=len(heldout))
+    """The judge's bar, set on generation 0's held-out own-answer lessons (judge_lessons.py)."""
+    return judge_lessons.threshold(setup, params)
 
   def evaluate(self, setup, params, curriculum: Curriculum, stats: dict, g: int, key,
                judge_params=None):

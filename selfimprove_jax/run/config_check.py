@@ -14,7 +14,7 @@ from selfimprove_jax.core import model as model_lib
 from selfimprove_jax.core import sharding
 from selfimprove_jax.core import train as train_lib
 from selfimprove_jax.core.tokenizer import CharTokenizer, TEXT_ALPHABET
-from selfimprove_jax.grading import curriculum, filtering, judge, scoring
+from selfimprove_jax.grading import curriculum, filtering, judge, judge_lessons, scoring
 from selfimprove_jax.grading.tasks import get_task
 from selfimprove_jax.text import lm
 
@@ -189,7 +189,7 @@ def _check_task(config: ml_collections.ConfigDict) -> None:
 def _increasing_below(steps: str, limit: int) -> bool:
   """Whether `steps` is a comma-separated increasing list of ints in 1..limit-1."""
   try:
-    values = [int(s) for s in steps.split(",")]
+    values = list(judge_lessons.early_steps(steps))
   except ValueError:
     return False
   return all(0 < a < b for a, b in zip(values, values[1:] + [limit]))
