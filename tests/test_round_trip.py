@@ -133,3 +133,19 @@ def test_bad_round_trip_settings_are_refused_naming_the_field(overrides, message
   config = tiny(**{"scorer": "length,round_trip", "task": "reversal"} | overrides)
   with pytest.raises(ValueError, match=message):
     config_check.check(config, mesh=None)
+
+
+def test_the_judge_weighed_against_stages_that_include_the_round_trip(tmp_path):
+  from selfimprove_jax.run import loop
+  from test_loop import tiny
+  config = tiny(**{"scorer": "length,round_trip,self_judge", "task": "reversal",
+                   "generations": 1, "data.max_difficulty": 1, "eval.max_difficulty": 2,
+                   "filter.threshold": 1e-4, "judge.combine": "either"})
+  loop.run(config, str(tmp_path))
+  examples = [json.loads(x) for x in (tmp_path / "generations/001/examples.jsonl").open()]
+  for r in examples:  # the length filter and the round trip at filter.threshold, or the judge
+    if len(r["completion"]) == r["difficulty"] and r["finished"]:  # at its bar (0.5 here)
+      assert r["score"] == pytest.approx(max(r["round_trip"] / 1e-4, r["judge"] / 0.5),
+                                         abs=0.011)
+    else:
+      assert r["score"] == 0.0

@@ -112,12 +112,12 @@ class TaskMode:
     """Generation 0's lessons from the models' own answers to training problems, and what
     they hold (judge_lessons.py)."""
     return judge_lessons.from_own_answers(setup, params, key, self.task, self.ground_truth,
-                               self.max_answer_tokens)
+                                          self.max_answer_tokens)
 
   def early_answers(self, setup, params, key, step: int) -> None:
     """The models' answers after generation 0's step `step`, for those lessons."""
     judge_lessons.write_early(setup, params, key, step, self.ground_truth,
-                            self.max_answer_tokens)
+                              self.max_answer_tokens)
 
   def judge_threshold(self, setup, params) -> tuple[float | None, dict]:
     """The judge's bar, set on generation 0's held-out own-answer lessons (judge_lessons.py)."""
@@ -197,8 +197,9 @@ class TaskMode:
       p_back = round_trip.probabilities(setup.devices, self.task, params, cands)
       stats["round_trip_questions"] = len(cands.distinct_answers())  # each asked once a member
     # The stages other than the judge, where the judge is weighed against them.
-    rest = (self._other_scores(setup, problems, cands, "self_judge", p_back) if self.judging and (
-        cfg.judge.later == "settled" or cfg.judge.combine != "product") else None)
+    rest = (self._other_scores(setup, problems, cands, "self_judge", p_back=p_back)
+            if self.judging and (cfg.judge.later == "settled" or cfg.judge.combine != "product")
+            else None)
     if self.judging and cfg.judge.later == "settled":
       settled = filtering.select(rest, threshold, "best")
       lessons = judge.settled_examples(self.task, problems, cands, settled, rng, g)
@@ -318,9 +319,8 @@ class TaskMode:
 
     `source` [N, K] says where each score came from; `p_yes` [N, K] holds the
     self-judge's verdicts and `p_back` the round trip's (None without them), recorded
-    with each row. Scores of at
-    least `threshold` (default filter.threshold) pass; the judge's own precision is
-    measured at `judge_bar` (default filter.threshold).
+    with each row. Scores of at least `threshold` (default filter.threshold) pass; the
+    judge's own precision is measured at `judge_bar` (default filter.threshold).
     """
     cfg = setup.config.filter
     threshold = cfg.threshold if threshold is None else threshold
