@@ -15,7 +15,7 @@ from selfimprove_jax.core import sharding
 from selfimprove_jax.core import train as train_lib
 from selfimprove_jax.core.tokenizer import CharTokenizer, TEXT_ALPHABET
 from selfimprove_jax.grading import curriculum, filtering, judge, judge_lessons, scoring
-from selfimprove_jax.grading.tasks import get_task
+from selfimprove_jax.grading.tasks import TASKS, get_task
 from selfimprove_jax.text import lm
 
 TRAIN_INIT = ("continue", "restart")
@@ -153,8 +153,9 @@ def _check_task(config: ml_collections.ConfigDict) -> None:
   task.parse_forms(config.sample.equivalents)
   names = scoring.parse(config.scorer)
   if "round_trip" in names and not task.has_inverse:
+    has_one = sorted(name for name, t in TASKS.items() if t.has_inverse)
     raise ValueError(f"scorer 'round_trip' asks each answer's inverse question, and task "
-                     f"{config.task!r} has none; it takes task 'reversal' or 'copy'")
+                     f"{config.task!r} has none; it takes task {' or '.join(has_one)}")
   if ("self_judge" in names and "round_trip" in names and config.judge.combine != "product"
       and config.round_trip.combine != "product"):
     raise ValueError("judge.combine and round_trip.combine each weigh one grader against the "
