@@ -95,14 +95,10 @@ def none(cands: Candidates, valid: np.ndarray) -> np.ndarray:
   return valid.astype(float)
 
 
-def self_judge(p_yes: np.ndarray) -> Scorer:
-  """The judge's verdicts [N, K], computed beforehand (they need the model)."""
-  return lambda cands, valid: np.where(valid, p_yes, 0.0)
-
-
-def round_trip(p_back: np.ndarray) -> Scorer:
-  """The round trip's probabilities [N, K], computed beforehand (they need the model)."""
-  return lambda cands, valid: np.where(valid, p_back, 0.0)
+def computed(grades: np.ndarray) -> Scorer:
+  """Grades [N, K] computed beforehand because they need the model: the self-judge's
+  P("y"), the round trip's P(prompt back)."""
+  return lambda cands, valid: np.where(valid, grades, 0.0)
 
 
 def length(task: Task) -> Scorer:
@@ -156,11 +152,11 @@ def make_scorer(spec: str, task: Task, problems=None, p_yes: np.ndarray | None =
     elif name == "self_judge":
       if p_yes is None:
         raise ValueError("scorer 'self_judge' needs the judge's verdicts")
-      stages.append(self_judge(p_yes))
+      stages.append(computed(p_yes))
     elif name == "round_trip":
       if p_back is None:
         raise ValueError("scorer 'round_trip' needs the round trip's probabilities")
-      stages.append(round_trip(p_back))
+      stages.append(computed(p_back))
     elif name == "length":
       stages.append(length(task))
     elif name != "feedback":
