@@ -25,7 +25,7 @@ from test_loop import tiny
 # measurement (kept-label precision, the judge lessons' truth, evaluation).
 VERIFIER = ("selfimprove_jax.grading.scoring", "verifier.<locals>.score")
 MEASUREMENT = {("selfimprove_jax.grading.labelling", "TaskMode.filter"),
-               ("selfimprove_jax.grading.labelling", "TaskMode.label"),
+               ("selfimprove_jax.grading.labelling", "TaskMode._lesson_truth"),
                ("selfimprove_jax.grading.evaluate", "grade")}
 
 

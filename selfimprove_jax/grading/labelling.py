@@ -226,14 +226,7 @@ class TaskMode:
     else:
       # Only `verifier` receives the problems: make_scorer hands them to nobody else.
       scores = scoring.make_scorer(cfg.scorer, self.task, problems, p_yes, p_back)(cands)
-    source = np.full(cands.shape, "self", object)
-    if self.ratings:
-      has_self = any(n != "feedback" for n in scoring.parse(cfg.scorer))
-      valid = cands.initially_valid() & ((scores > 0) if has_self else True)
-      rating, rated = self.ratings.lookup(cands.prompts, cands.completions)
-      scores, source = ratings_lib.blend(scores, valid, rating, rated, cfg.feedback.weight,
-                                         has_self)
-      stats["feedback_rated"] = int((rated & valid).sum())
+    scores, source = self._with_ratings(setup, cands, scores, stats)
     seconds["score"] = seconds.get("score", 0.0) + time.perf_counter() - tic
     tic = time.perf_counter()
     judge_bar = None  # the judge's precision is measured at the one threshold (filter's default)
@@ -247,14 +240,32 @@ class TaskMode:
                                         for s in ("self", "feedback", "blend")}
     if self.judging:
       lessons = self._later_lessons(setup, rows, cands, threshold, rng, g, lessons)
-      by_prompt = {p.prompt: p for p in problems}
-      for lesson in lessons:  # measurement only: is the lesson's verdict true?
-        right = self.task.verify(by_prompt[lesson["about"]], lesson["proposed"])
-        lesson["correct"] = right == (lesson["completion"] == judge.YES)
-      stats["judge_lessons"] = len(lessons)
-      stats["judge_lesson_precision"] = (float(np.mean([x["correct"] for x in lessons]))
-                                         if lessons else None)
+      stats |= self._lesson_truth(problems, lessons)
     return Labels(rows=rows, lessons=lessons, stats=stats | filter_stats, seconds=seconds)
+
+  def _with_ratings(self, setup, cands: scoring.Candidates, scores, stats: dict):
+    """The scores with users' ratings blended in (when the scorer has `feedback`), and
+    [N, K] where each came from: "self", "feedback" or "blend"."""
+    source = np.full(cands.shape, "self", object)
+    if not self.ratings:
+      return scores, source
+    has_self = any(n != "feedback" for n in scoring.parse(setup.config.scorer))
+    valid = cands.initially_valid() & ((scores > 0) if has_self else True)
+    rating, rated = self.ratings.lookup(cands.prompts, cands.completions)
+    stats["feedback_rated"] = int((rated & valid).sum())
+    return ratings_lib.blend(scores, valid, rating, rated, setup.config.feedback.weight,
+                             has_self)
+
+  def _lesson_truth(self, problems, lessons: list[dict]) -> dict:
+    """Measurement only: marks each judge lesson `correct` when its verdict is true, and
+    returns how many lessons there are and how many of them are true."""
+    by_prompt = {p.prompt: p for p in problems}
+    for lesson in lessons:
+      right = self.task.verify(by_prompt[lesson["about"]], lesson["proposed"])
+      lesson["correct"] = right == (lesson["completion"] == judge.YES)
+    return dict(judge_lessons=len(lessons),
+                judge_lesson_precision=(float(np.mean([x["correct"] for x in lessons]))
+                                        if lessons else None))
 
   def _later_lessons(self, setup, rows, cands, threshold, rng, g, settled):
     """The judge's lessons from this generation's rows, as judge.later says (`settled`:
