@@ -13,7 +13,7 @@ from pathlib import Path
 
 from absl import app, flags
 
-from selfimprove_jax.base import files
+from selfimprove_jax.base import display, files
 from selfimprove_jax.text import report
 
 _OUT = flags.DEFINE_string("out", None, "Where to write the comparison figure (PNG).",
@@ -35,13 +35,10 @@ def load_run(workdir: Path) -> tuple[str, list[dict], dict]:
 def markdown_table(runs: dict[str, list[dict]], human: dict) -> str:
   """Rows: human, then each run's generations; columns: the collapse metrics."""
   keys = [k for k in _KEYS if human.get(k) is not None]
-  fmt = lambda x: "-" if x is None else f"{x:.3f}"
-  lines = ["| run | gen | " + " | ".join(keys) + " |", "|---|---:|" + "---:|" * len(keys),
-           "| human text | - | " + " | ".join(fmt(human.get(k)) for k in keys) + " |"]
-  for name, history in runs.items():
-    lines += [f"| {name} | {m['generation']} | " + " | ".join(fmt(m.get(k)) for k in keys) + " |"
-              for m in history]
-  return "\n".join(lines)
+  cells = lambda name, gen, m: [name, gen] + [display.fmt(m.get(k), ".3f") for k in keys]
+  rows = [cells("human text", "-", human)]
+  rows += [cells(name, str(m["generation"]), m) for name, history in runs.items() for m in history]
+  return display.markdown(["run", "gen"] + keys, rows)
 
 
 def main(argv):

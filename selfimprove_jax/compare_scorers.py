@@ -63,10 +63,10 @@ def markdown_table(runs: dict[str, list[dict]], trained_max: int) -> str:
   gens = sorted({m["generation"] for h in runs.values() for m in h if m["generation"] > 0})
   beyond = sorted({int(d) for h in runs.values() for d in h[-1]["accuracy"]
                    if int(d) > trained_max})
-  fmt = lambda x: "-" if x is None else f"{x:.2f}"
+  fmt = display.fmt
   head = (["scorer"] + [f"prec g{g}" for g in gens] + ["acc d1-" + str(trained_max)]
           + [f"acc d{d}" for d in beyond] + ["minutes"])
-  lines = ["| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 1)]
+  rows = []
   for arm, history in runs.items():
     by_gen = {m["generation"]: m for m in history}
     final = history[-1]["accuracy"]
@@ -74,8 +74,8 @@ def markdown_table(runs: dict[str, list[dict]], trained_max: int) -> str:
     cells = ([arm] + [fmt(by_gen.get(g, {}).get("kept_precision")) for g in gens]
              + [fmt(sum(seen) / len(seen))] + [fmt(final.get(str(d))) for d in beyond]
              + [f"{sum(sum(m['seconds'].values()) for m in history) / 60:.1f}"])
-    lines.append("| " + " | ".join(cells) + " |")
-  return "\n".join(lines)
+    rows.append(cells)
+  return display.markdown(head, rows)
 
 
 def plot(runs: dict[str, list[dict]], path: Path) -> None:

@@ -115,11 +115,6 @@ def compared(base: tuple[int, float | None], other: tuple[int, float | None]) ->
   return f"{n / n0:.2f}x, {p - p0:+.3f}"
 
 
-def markdown(head: list[str], rows: list[list[str]]) -> str:
-  return "\n".join("| " + " | ".join(cells) + " |"
-                   for cells in [head, ["---"] * len(head), *rows])
-
-
 def rules_table(config: dict, bar: float, answers: dict[int, list[Answer]],
                 at_least: list[int]) -> str:
   k = samples(config)
@@ -130,7 +125,7 @@ def rules_table(config: dict, bar: float, answers: dict[int, list[Answer]],
     base = keep(ans, vote(config))
     rows.append([str(g), f"{base[0]}, {base[1]:.3f}" if base[0] else "0"] + [
         compared(base, keep(ans, vote_or_judge(config, n / k, bar))) for n in at_least])
-  return markdown(head, rows)
+  return display.markdown(head, rows)
 
 
 def frozen_verdicts(path: Path, config: dict, answers: dict[int, list[Answer]]) -> dict:
@@ -167,7 +162,7 @@ def frozen_table(config: dict, bar: float, answers: dict[int, list[Answer]], fro
     unvetoed = [a for a, z in zip(ans, zero) if z >= veto_scale * bar]
     rows.append([str(g), aucs(slice(None)), aucs(voted),
                  compared(keep(ans, passes), keep(unvetoed, passes))])
-  return markdown(head, rows)
+  return display.markdown(head, rows)
 
 
 def main(argv):

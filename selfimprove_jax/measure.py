@@ -20,7 +20,7 @@ import numpy as np
 from absl import app, flags
 from ml_collections import config_flags
 
-from selfimprove_jax.base import files
+from selfimprove_jax.base import display, files
 from selfimprove_jax.base.errors import UserError
 from selfimprove_jax.core import sharding
 from selfimprove_jax.grading import evaluate
@@ -42,16 +42,12 @@ _OUT = flags.DEFINE_string("out", None, "Also write the numbers here (JSON).")
 def table(results: dict[int, list[dict[int, float]]], n: int) -> str:
   """Markdown: a row per generation and member, a column per difficulty."""
   difficulties = sorted(next(iter(results.values()))[0])
-  lines = ["| generation | member | " + " | ".join(map(str, difficulties)) + " |",
-           "| --- | --- |" + " ---: |" * len(difficulties)]
-  for g, members in results.items():
-    for e, accuracy in enumerate(members):
-      lines.append(f"| {g} | {e} | " + " | ".join(f"{accuracy[d]:.3f}" for d in difficulties)
-                   + " |")
+  rows = [[str(g), str(e)] + [f"{accuracy[d]:.3f}" for d in difficulties]
+          for g, members in results.items() for e, accuracy in enumerate(members)]
   worst = max(evaluate.standard_error(a, n)
               for members in results.values() for m in members for a in m.values())
-  lines.append(f"\n{n} problems a difficulty: standard error at most {worst:.3f}.")
-  return "\n".join(lines)
+  return (display.markdown(["generation", "member"] + list(map(str, difficulties)), rows, labels=2)
+          + f"\n\n{n} problems a difficulty: standard error at most {worst:.3f}.")
 
 
 def main(argv):

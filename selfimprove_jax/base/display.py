@@ -10,6 +10,13 @@ def fmt(x, spec=".2f") -> str:
   return "-" if x is None else format(x, spec)
 
 
+def markdown(head: list[str], rows: list[list[str]], labels: int = 1) -> str:
+  """A markdown table: the first `labels` columns name the row, the rest are numbers
+  (right-aligned)."""
+  align = ["---"] * labels + ["---:"] * (len(head) - labels)
+  return "\n".join("| " + " | ".join(cells) + " |" for cells in [head, align, *rows])
+
+
 def pyplot():
   import matplotlib
   matplotlib.use("Agg")
