@@ -149,3 +149,32 @@ def test_the_judge_weighed_against_stages_that_include_the_round_trip(tmp_path):
                                          abs=0.011)
     else:
       assert r["score"] == 0.0
+
+
+def test_the_round_trip_never_reads_the_truth(tmp_path):
+  """With every problem's answer corrupted, and the checker and the prompt parser raising
+  outside measurement, a generation graded by the round trip asks the same questions,
+  keeps the same labels, gates and trains exactly as before."""
+  from test_loop import tiny
+  import crash_harness
+  from test_self_labelling import MEASUREMENT, honest_and_corrupted, read, without
+
+  def config(generations):
+    return tiny(**{"scorer": "length,round_trip", "task": "reversal", "ensemble_size": 1,
+                   "generations": generations, "data.max_difficulty": 1,
+                   "eval.max_difficulty": 2, "filter.threshold": 1e-6,
+                   "curriculum.gate": "kept_fraction", "curriculum.gate_threshold": 0.3})
+
+  no_judge = {m for m in MEASUREMENT if m[1] != "TaskMode._lesson_truth"}
+  honest, corrupted, digest = honest_and_corrupted(tmp_path, config, no_judge)
+  name = "generations/001/examples.jsonl"
+  rows, rows_corrupted = read(honest, name), read(corrupted, name)
+  assert sum(r["kept"] for r in rows) > 0 and any(r["round_trip"] > 0 for r in rows)
+  assert without(rows_corrupted, "correct") == without(rows, "correct")
+  assert not any(r["correct"] for r in rows_corrupted)
+  gen1, gen1_corrupted = read(honest, "metrics.jsonl")[1], read(corrupted, "metrics.jsonl")[1]
+  for field in ("kept", "kept_fraction", "gate_passed", "frontier", "round_trip_questions",
+                "tokens_trained", "accuracy"):
+    assert gen1_corrupted[field] == gen1[field], field
+  assert gen1_corrupted["kept_precision"] == 0
+  assert crash_harness.params_digest(corrupted) == digest  # the same weights, bit for bit

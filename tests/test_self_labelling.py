@@ -54,9 +54,10 @@ def caller() -> tuple[str, str]:
   return frame.f_globals["__name__"], frame.f_code.co_qualname
 
 
-def honest_and_corrupted(base, make_config):
+def honest_and_corrupted(base, make_config, measured=MEASUREMENT):
   """Generation 0 once; then generation 1 as it is ("honest"), and from the same
-  generation 0 with ground truth corrupted and guarded ("corrupted")."""
+  generation 0 with ground truth corrupted and guarded ("corrupted"); every place in
+  `measured` must have measured."""
   honest, corrupted = base / "honest", base / "corrupted"
   loop.run(make_config(0), str(honest))
   shutil.copytree(honest, corrupted)
@@ -66,7 +67,7 @@ def honest_and_corrupted(base, make_config):
   asked = []
   def verify(problem, completion):
     asked.append(caller())
-    if asked[-1] not in MEASUREMENT | {VERIFIER}:
+    if asked[-1] not in measured | {VERIFIER}:
       raise AssertionError(f"{asked[-1]} read ground truth")
     return completion == problem.answer
   def parse(self, prompt):
@@ -80,7 +81,7 @@ def honest_and_corrupted(base, make_config):
     patch.setattr(tasks.Task, "parse", parse)
     patch.setattr(tasks.Task, "batch", batch)
     loop.run(make_config(1), str(corrupted))
-  assert set(asked) == MEASUREMENT  # every measurement ran, and nothing else asked
+  assert set(asked) == measured  # every measurement ran, and nothing else asked
   return honest, corrupted, digest
 
 
