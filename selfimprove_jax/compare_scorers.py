@@ -27,9 +27,16 @@ from ml_collections import config_flags
 from selfimprove_jax.base import display, files
 from selfimprove_jax.base.errors import UserError
 from selfimprove_jax.core import sharding
+from selfimprove_jax.grading.tasks import TASKS
 from selfimprove_jax.run import loop
 
 ARMS = ("none", "majority_vote", "confidence", "self_judge", "verifier")
+
+
+def default_arms(config: ml_collections.ConfigDict) -> list[str]:
+  """ARMS, and the round trip where the task has an inverse question to ask."""
+  task = TASKS.get(config.task)
+  return list(ARMS) + (["round_trip"] if task is not None and task.has_inverse else [])
 
 
 def run_arms(config: ml_collections.ConfigDict, workdir: Path, arms) -> dict[str, list[dict]]:
@@ -113,7 +120,8 @@ _CONFIG = config_flags.DEFINE_config_file(
     "Python config file; its scorer is replaced by each arm's.", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "One subdirectory per arm goes here.",
                                required=True)
-_ARMS = flags.DEFINE_list("arms", list(ARMS), "Scorers to compare; stages joined by '+'.")
+_ARMS = flags.DEFINE_list("arms", None, "Scorers to compare; stages joined by '+' (default: "
+                          f"{','.join(ARMS)}, and round_trip where the task has an inverse).")
 _BASELINE = flags.DEFINE_string(
     "baseline", None, "A finished comparison whose runs join the table, as '<arm> (baseline)'.")
 _LABEL = flags.DEFINE_string(
@@ -128,11 +136,12 @@ def main(argv):
   workdir = Path(_WORKDIR.value)
   loop.quiet_library_logs()
   sharding.one_cpu_device_per_core()  # as the loop runs (main.py)
+  arms = _ARMS.value or default_arms(_CONFIG.value)
   try:
     base = {}
     if _BASELINE.value:  # read first: a wrong path should not wait for the runs
-      base = load_arms(Path(_BASELINE.value), only=_BASELINE_ARMS.value or _ARMS.value)
-    runs = run_arms(_CONFIG.value, workdir, _ARMS.value)
+      base = load_arms(Path(_BASELINE.value), only=_BASELINE_ARMS.value or arms)
+    runs = run_arms(_CONFIG.value, workdir, arms)
     if _LABEL.value:
       runs = {f"{arm} ({_LABEL.value})": h for arm, h in runs.items()}
     runs = {f"{arm} (baseline)": h for arm, h in base.items()} | runs

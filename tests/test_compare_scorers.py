@@ -42,3 +42,10 @@ def test_baseline_arms_are_read_back_and_an_empty_baseline_is_refused(tmp_path):
   assert list(compare_scorers.load_arms(tmp_path, only=["verifier"])) == ["verifier"]
   with pytest.raises(UserError, match=r"holds no finished run of the arms \[.verifier.\]"):
     compare_scorers.load_arms(tmp_path / "none", only=["verifier"])
+
+
+def test_the_default_arms_add_the_round_trip_only_where_the_task_has_an_inverse():
+  from test_loop import tiny
+  assert compare_scorers.default_arms(tiny(task="reversal")) == [*compare_scorers.ARMS,
+                                                                 "round_trip"]
+  assert compare_scorers.default_arms(tiny()) == list(compare_scorers.ARMS)  # reverse addition
